@@ -1,0 +1,234 @@
+"""The training contract the harness calls for every baseline.
+
+A baseline is an :class:`Agent` (networks, losses, ``update``). The loop around it, one update per
+``step()``, is a :class:`Trainer`: offline trainers sample from a :class:`FrameReplay` filled from a
+dataset; online trainers also act in the environment and append to their own replay. The harness
+owns seeding, the device, the evaluation schedule and results: it builds a trainer with
+:func:`make_trainer`, calls ``step()`` and evaluates ``trainer.agent`` when it chooses.
+
+``trainer.state_dict()`` holds everything needed to continue bit for bit on CPU: the agent
+(networks, optimisers, temperature), the replay position, every RNG and the step counters.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from benchmark.sampler import FrameReplay, FrameStacker, TransitionBatch
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What every baseline implements; the runner never reaches further inside."""
+
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        """One gradient update on a (CPU or device) batch; returns scalar metrics."""
+        ...
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """uint8 (C*stack, H, W) observation -> action in [-1, 1]."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a training step may touch (torch CPU and CUDA, numpy, python)."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global RNG; the harness calls this before building an agent."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class OfflineTrainer:
+    """One update per step on batches drawn from a fixed dataset."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        replay: FrameReplay,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.agent, self.replay, self.batch_size, self.device = agent, replay, batch_size, device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.updates = 0
+        self.env_steps = 0  # offline: the environment is never stepped
+
+    def step(self) -> dict[str, float]:
+        batch = self.replay.sample(self.batch_size, self.generator).to(self.device)
+        metrics = self.agent.update(batch)
+        self.updates += 1
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent.state_dict(),
+            "updates": self.updates,
+            "sampler_rng": self.generator.get_state(),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.updates = int(state["updates"])
+        self.generator.set_state(state["sampler_rng"])
+        set_rng_state(state["rng"])
+
+
+class OnlineTrainer:
+    """SAC-style online loop: one environment step, then one update, per ``step()``.
+
+    The first ``initial_random_steps`` agent steps act uniformly at random and do not update
+    (CURL: 1,000 initial steps). Episode ``i`` resets with seed ``seed * 100_003 + i`` so a
+    run restored at an episode boundary replays the same environment.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        env: gym.Env,
+        batch_size: int,
+        initial_random_steps: int,
+        replay_capacity: int,
+        seed: int,
+        device: torch.device,
+        action_repeat: int,
+    ) -> None:
+        self.agent, self.env, self.device = agent, env, device
+        self.batch_size, self.initial_random_steps = batch_size, initial_random_steps
+        self.action_repeat, self.seed = action_repeat, seed
+        frame = env.observation_space["pixels"].shape
+        self.action_dim = int(np.prod(env.action_space.shape))
+        self.replay = FrameReplay(replay_capacity, (frame[2], frame[0], frame[1]), self.action_dim)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.action_rng = np.random.default_rng(seed)
+        self.stacker = FrameStacker()
+        self.updates = self.agent_steps = self.episodes = 0
+        self._obs: np.ndarray | None = None
+
+    @property
+    def env_steps(self) -> int:
+        """Simulator steps: agent steps times the action repeat."""
+        return self.agent_steps * self.action_repeat
+
+    def _reset(self) -> None:
+        observation, _ = self.env.reset(seed=(self.seed * 100_003 + self.episodes) % 2**32)
+        self._obs = self.stacker.reset(observation["pixels"])
+        self.replay.start_episode(observation["pixels"])
+
+    def _act(self) -> np.ndarray:
+        if self.agent_steps < self.initial_random_steps:
+            low, high = self.env.action_space.low, self.env.action_space.high
+            return self.action_rng.uniform(low, high).astype(np.float32)
+        return self.agent.act(self._obs, deterministic=False)
+
+    def step(self) -> dict[str, float]:
+        if self._obs is None:
+            self._reset()
+        action = self._act()
+        observation, reward, terminated, truncated, _ = self.env.step(action)
+        self.replay.add(action, reward, terminated, observation["pixels"])
+        self._obs = self.stacker.push(observation["pixels"])
+        self.agent_steps += 1
+        if terminated or truncated:
+            self.episodes += 1
+            self._obs = None
+        if self.agent_steps <= self.initial_random_steps:
+            return {}
+        metrics = self.agent.update(
+            self.replay.sample(self.batch_size, self.generator).to(self.device)
+        )
+        self.updates += 1
+        return metrics
+
+    @property
+    def at_episode_boundary(self) -> bool:
+        """Checkpoints are exact only here: a mid-episode simulator is not saved."""
+        return self._obs is None
+
+    def state_dict(self) -> dict[str, Any]:
+        if not self.at_episode_boundary:
+            raise RuntimeError("online checkpoints are taken at episode boundaries only")
+        return {
+            "agent": self.agent.state_dict(),
+            "replay": self.replay.state_dict(),
+            "updates": self.updates,
+            "agent_steps": self.agent_steps,
+            "episodes": self.episodes,
+            "sampler_rng": self.generator.get_state(),
+            "action_rng": self.action_rng.bit_generator.state,
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.replay.load_state_dict(state["replay"])
+        self.updates, self.agent_steps = int(state["updates"]), int(state["agent_steps"])
+        self.episodes = int(state["episodes"])
+        self.generator.set_state(state["sampler_rng"])
+        self.action_rng.bit_generator.state = state["action_rng"]
+        set_rng_state(state["rng"])
+        self._obs = None
+
+
+def make_trainer(
+    spec: Any,
+    config: Any,
+    source: FrameReplay | gym.Env,
+    seed: int,
+    device: torch.device,
+) -> OfflineTrainer | OnlineTrainer:
+    """Build the agent of ``spec`` with ``config`` and wrap it in the loop its kind needs.
+
+    ``source`` is a :class:`FrameReplay` for offline baselines and a pixel environment for online
+    ones. Global RNGs are seeded here, before the networks are initialised.
+    """
+    seed_everything(seed)
+    if spec.offline:
+        if not isinstance(source, FrameReplay):
+            raise TypeError(f"offline baseline {spec.name!r} needs a FrameReplay, got {source!r}")
+        agent = spec.agent_class()(config, source.obs_shape, source.action_dim, device)
+        return OfflineTrainer(agent, source, config.batch_size, seed, device)
+    if isinstance(source, FrameReplay):
+        raise TypeError(f"online baseline {spec.name!r} needs an environment, got a dataset")
+    height, width, channels = source.observation_space["pixels"].shape
+    action_dim = int(np.prod(source.action_space.shape))
+    agent = spec.agent_class()(config, (channels * 3, height, width), action_dim, device)
+    return OnlineTrainer(
+        agent,
+        source,
+        config.batch_size,
+        config.initial_random_steps,
+        config.replay_capacity,
+        seed,
+        device,
+        source.unwrapped.action_repeat,
+    )
