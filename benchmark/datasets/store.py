@@ -1,0 +1,131 @@
+"""Where datasets live on disk, their digests, and loading with a helpful error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.datasets.recipes import DIGEST_KEYS, REPO_ROOT, RecipeError, load_recipes
+
+METADATA_KEY = "vorb_build"  # our build record inside Minari's metadata.json
+STAGING_DIR = ".vorb-staging"  # hidden: Minari's listing skips dot folders
+RETURNS_FILE = REPO_ROOT / "datasets" / "policies" / "returns.json"
+# dtypes the digests are taken in, so a digest does not depend on how a backend widened a column.
+DIGEST_DTYPES = {
+    "actions": np.float32,
+    "rewards": np.float64,
+    "terminations": np.uint8,
+    "truncations": np.uint8,
+    "state": np.float64,
+    "physics": np.float64,
+    "pixels": np.uint8,
+}
+
+
+class DatasetError(RuntimeError):
+    """A dataset is absent, incomplete or corrupt (the message says what to do)."""
+
+
+def datasets_root() -> Path:
+    """Minari's dataset root (``MINARI_DATASETS_PATH``, default ``~/.minari/datasets``)."""
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    return get_dataset_path()
+
+
+def dataset_dir(dataset_id: str) -> Path:
+    return datasets_root() / dataset_id
+
+
+def is_built(dataset_id: str) -> bool:
+    return (dataset_dir(dataset_id) / "data" / "metadata.json").is_file()
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+class Digester:
+    """sha256 of each stored array, fed episode by episode in episode order."""
+
+    def __init__(self) -> None:
+        self._hashes = {key: hashlib.sha256() for key in DIGEST_KEYS}
+
+    def update(self, arrays: Mapping[str, np.ndarray]) -> None:
+        for key, digest in self._hashes.items():
+            data = np.ascontiguousarray(arrays[key], dtype=DIGEST_DTYPES[key])
+            digest.update(data.tobytes())
+
+    def hexdigests(self) -> dict[str, str]:
+        return {key: digest.hexdigest() for key, digest in self._hashes.items()}
+
+
+def episode_arrays(episode: Any) -> dict[str, np.ndarray]:
+    """A Minari ``EpisodeData`` as the flat arrays the digests are taken over."""
+    obs = episode.observations
+    return {
+        "actions": episode.actions,
+        "rewards": episode.rewards,
+        "terminations": episode.terminations,
+        "truncations": episode.truncations,
+        "state": obs["state"],
+        "physics": obs["physics"],
+        "pixels": obs["pixels"],
+    }
+
+
+def digest_episodes(episodes: Iterable[Any]) -> dict[str, str]:
+    digester = Digester()
+    for episode in episodes:
+        digester.update(episode_arrays(episode))
+    return digester.hexdigests()
+
+
+def reference_scores() -> tuple[float, float, str]:
+    """(random mean return, expert mean return, where they came from) for normalised scores."""
+    if RETURNS_FILE.is_file():
+        returns = json.loads(RETURNS_FILE.read_text())
+        return float(returns["random"]["mean"]), float(returns["expert"]["mean"]), str(RETURNS_FILE)
+    # Without measured returns, fall back to walker's return bounds (reward in [0, 1] per control
+    # step, 1,000 steps): minari would otherwise estimate the minimum by rendering random episodes.
+    return 0.0, 1000.0, "walker return bounds (returns.json absent)"
+
+
+def build_command(dataset_id: str) -> str:
+    return f"python -m benchmark.datasets build {dataset_id}"
+
+
+def load_or_explain(dataset_id: str) -> Any:
+    """Load a built dataset; if absent, raise :class:`DatasetError` saying how to get it."""
+    import minari
+
+    if not is_built(dataset_id):
+        try:
+            known = load_recipes()
+        except RecipeError:
+            known = {}
+        hint = (
+            f"build it with `{build_command(dataset_id)}` or download it with "
+            f"`python -m benchmark.datasets download {dataset_id}` (remote: MINARI_REMOTE)"
+            if dataset_id in known
+            else f"it is not a recipe id either; recipe ids: {', '.join(known) or '(none)'}"
+        )
+        raise DatasetError(f"dataset {dataset_id!r} is not built under {datasets_root()}: {hint}")
+    try:
+        return minari.load_dataset(dataset_id)
+    except Exception as error:  # any unreadable dataset: name it and the cause
+        raise DatasetError(
+            f"dataset {dataset_id!r} at {dataset_dir(dataset_id)} cannot be loaded "
+            f"({type(error).__name__}: {error}); delete it and rebuild with "
+            f"`{build_command(dataset_id)} --force`"
+        ) from error
+
+
+def build_record(dataset: Any) -> dict[str, Any]:
+    """The build record (statistics, digests, parameters) stored in a dataset's metadata."""
+    return dict(dataset.storage.metadata.get(METADATA_KEY, {}))
