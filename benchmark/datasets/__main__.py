@@ -1,0 +1,134 @@
+"""``python -m benchmark.datasets``: list, build, verify, download, publish and card datasets."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark.datasets.build import AGENT_STEP_S
+from benchmark.datasets.recipes import RecipeError, get_recipe, load_recipes
+from benchmark.datasets.store import DatasetError, dataset_dir, folder_bytes, is_built
+
+
+def _ids(name: str) -> list[str]:
+    """``all`` -> every recipe id, concatenations last (they read the others); else ``[name]``."""
+    if name != "all":
+        get_recipe(name)  # an unknown id fails here, listing the valid ones
+        return [name]
+    recipes = load_recipes()
+    return sorted(recipes, key=lambda i: recipes[i].source.kind == "concat")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    for dataset_id, recipe in load_recipes().items():
+        size = (
+            f"built, {folder_bytes(dataset_dir(dataset_id)) / 1e9:.2f} GB"
+            if is_built(dataset_id)
+            else "not built"
+        )
+        count = recipe.transitions if recipe.transitions is not None else "all"
+        print(f"{dataset_id:40s} {recipe.source.kind:7s} {count!s:>7s} transitions  {size}")
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    from benchmark.datasets.build import build_dataset, variant_id
+
+    time_limit = args.episode_steps * AGENT_STEP_S if args.episode_steps else None
+    for dataset_id in _ids(args.dataset_id):
+        resized = args.transitions is not None or time_limit is not None
+        target = args.target_id or (
+            variant_id(dataset_id, args.transitions, time_limit) if resized else dataset_id
+        )
+        if args.force and dataset_dir(target).exists():
+            shutil.rmtree(dataset_dir(target))
+        elif is_built(target):
+            print(f"{target}: already built (use --force to rebuild)")
+            continue
+        dataset = build_dataset(
+            dataset_id,
+            transitions=args.transitions,
+            time_limit_s=time_limit,
+            workers=args.workers,
+            target_id=args.target_id,
+            progress=not args.quiet,
+        )
+        stats = dataset.storage.metadata.get("vorb_build", {}).get("stats", {})
+        print(f"{dataset.id}: {stats}")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from benchmark.datasets.verify import verify_dataset
+
+    report = verify_dataset(args.dataset_id, sample=args.sample)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from benchmark.datasets.remote import download
+
+    download(args.dataset_id, force=args.force)
+
+
+def cmd_publish(args: argparse.Namespace) -> None:
+    from benchmark.datasets.remote import publish
+
+    if not is_built(args.dataset_id):
+        raise DatasetError(f"{args.dataset_id} is not built locally; build or download it first")
+    publish(args.dataset_id, token=args.token)
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    from benchmark.datasets.card import write_card
+
+    print(write_card(args.dataset_id, args.out))
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m benchmark.datasets", description=__doc__)
+    commands = main.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="recipes and which are built").set_defaults(run=cmd_list)
+    build = commands.add_parser("build", help="build a dataset from its recipe (or `all`)")
+    build.add_argument("dataset_id")
+    build.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    build.add_argument("--transitions", type=int, default=None, help="a smaller variant")
+    build.add_argument("--episode-steps", type=int, default=None, help="shorter episodes")
+    build.add_argument("--target-id", default=None, help="id of a resized variant")
+    build.add_argument("--force", action="store_true", help="delete and rebuild")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(run=cmd_build)
+    verify = commands.add_parser("verify", help="check digests and re-rendered frames")
+    verify.add_argument("dataset_id")
+    verify.add_argument("--sample", type=int, default=16, help="frames to re-render")
+    verify.set_defaults(run=cmd_verify)
+    download = commands.add_parser("download", help="download from MINARI_REMOTE")
+    download.add_argument("dataset_id")
+    download.add_argument("--force", action="store_true")
+    download.set_defaults(run=cmd_download)
+    publish = commands.add_parser("publish", help="upload to MINARI_REMOTE")
+    publish.add_argument("dataset_id")
+    publish.add_argument("--token", default=None, help="remote token (default: MINARI_TOKEN)")
+    publish.set_defaults(run=cmd_publish)
+    card = commands.add_parser("card", help="markdown card + PNG frame strip")
+    card.add_argument("dataset_id")
+    card.add_argument("--out", type=Path, default=None, help="folder (default: the dataset's)")
+    card.set_defaults(run=cmd_card)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*author_email.*")
+    try:
+        return int(args.run(args) or 0)
+    except (RecipeError, DatasetError, ValueError, FileNotFoundError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Check a built dataset against its digests, and its frames against a re-render.
+
+Actions, rewards, terminations, truncations, states and physics states must match exactly.
+Frames are re-rendered from a sample of stored physics states and compared with a tolerance,
+because software (llvmpipe) and GPU renderers differ in anti-aliasing and shading by a few
+levels; the frame digest is still compared and reported (bit-exact or not) but does not fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmark.datasets.recipes import RecipeError, get_recipe
+from benchmark.datasets.store import (
+    DatasetError,
+    Digester,
+    build_record,
+    episode_arrays,
+    load_or_explain,
+)
+
+PIXEL_MEAN_ABS_TOL = 2.0  # mean |stored - re-rendered| over a frame, in 0-255 levels
+PIXEL_OFF_FRACTION_TOL = 0.02  # fraction of pixel values that may differ by more than ...
+PIXEL_OFF_LEVELS = 16  # ... this many levels (edges, where renderers anti-alias differently)
+SAMPLE_FRAMES = 16
+EXACT_KEYS = ("actions", "rewards", "terminations", "truncations", "state", "physics")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    dataset_id: str
+    reference: str  # where the expected digests came from
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def lines(self) -> list[str]:
+        head = f"{self.dataset_id}: {'OK' if self.ok else 'FAILED'} (digests from {self.reference})"
+        return [head] + [
+            f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks
+        ]
+
+
+def expected_digests(dataset_id: str, dataset: Any) -> tuple[dict[str, str], str]:
+    """The recipe's committed digests for a recipe id, else the build record's own."""
+    try:
+        recipe = get_recipe(dataset_id)
+    except RecipeError:
+        recipe = None
+    if recipe is not None and recipe.digests:
+        return recipe.digests, recipe.path.name
+    digests = build_record(dataset).get("digests")
+    if not digests:
+        raise DatasetError(
+            f"{dataset_id}: no digests to verify against (no recipe digests, no build record)"
+        )
+    return digests, "the dataset's build record"
+
+
+def _scan(
+    dataset: Any, sample: int, seed: int
+) -> tuple[dict[str, str], list[tuple[np.ndarray, np.ndarray]]]:
+    """One pass over the episodes: digests, plus (physics, frame) pairs at sampled positions."""
+    rng = np.random.default_rng(seed)
+    frames_total = dataset.total_steps + dataset.total_episodes
+    chosen = set(rng.choice(frames_total, size=min(sample, frames_total), replace=False).tolist())
+    digester, pairs, offset = Digester(), [], 0
+    try:
+        for episode in dataset.iterate_episodes():
+            arrays = episode_arrays(episode)
+            digester.update(arrays)
+            for position in range(len(arrays["pixels"])):
+                if offset + position in chosen:
+                    pairs.append((arrays["physics"][position], arrays["pixels"][position]))
+            offset += len(arrays["pixels"])
+    except Exception as error:  # a truncated or corrupt file surfaces here, deep in pyarrow
+        raise DatasetError(
+            f"{dataset.id}: cannot read its episodes, the dataset files are corrupt or truncated "
+            f"({type(error).__name__}: {error}); delete and rebuild or re-download it"
+        ) from error
+    return digester.hexdigests(), pairs
+
+
+def _render_check(dataset: Any, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
+    from benchmark.envs import make_walker_pixels
+
+    kwargs = dict(dataset.spec.env_spec.kwargs) if dataset.spec.env_spec else {}
+    env = make_walker_pixels(**kwargs)
+    try:
+        mean_diffs, off_fractions = [], []
+        for physics, frame in pairs:
+            env.set_physics_state(physics)
+            diff = np.abs(env.render().astype(np.int16) - frame.astype(np.int16))
+            mean_diffs.append(float(diff.mean()))
+            off_fractions.append(float((diff > PIXEL_OFF_LEVELS).mean()))
+    finally:
+        env.close()
+    worst_mean, worst_off = max(mean_diffs), max(off_fractions)
+    ok = worst_mean <= PIXEL_MEAN_ABS_TOL and worst_off <= PIXEL_OFF_FRACTION_TOL
+    detail = (
+        f"{len(pairs)} re-rendered frames: worst mean |diff| {worst_mean:.3f} "
+        f"(tol {PIXEL_MEAN_ABS_TOL}), worst fraction > {PIXEL_OFF_LEVELS} levels "
+        f"{worst_off:.4f} (tol {PIXEL_OFF_FRACTION_TOL})"
+    )
+    return Check("pixels re-rendered", ok, detail)
+
+
+def _digest_check(key: str, actual: str, expected: str | None) -> Check:
+    if actual == expected:
+        return Check(key, True, f"sha256 {actual[:16]}... matches")
+    return Check(key, False, f"sha256 {actual[:16]}... expected {(expected or '(none)')[:16]}...")
+
+
+def verify_dataset(dataset_id: str, sample: int = SAMPLE_FRAMES, seed: int = 0) -> VerifyReport:
+    """Verify a built dataset (see the module docstring for what is exact and what is not)."""
+    dataset = load_or_explain(dataset_id)
+    expected, reference = expected_digests(dataset_id, dataset)
+    actual, pairs = _scan(dataset, sample, seed)
+    checks = [_digest_check(key, actual[key], expected.get(key)) for key in EXACT_KEYS]
+    bit_exact = actual["pixels"] == expected.get("pixels")
+    checks.append(
+        Check("pixels digest", True, "bit-exact" if bit_exact else "differs (checked by re-render)")
+    )
+    checks.append(_render_check(dataset, pairs))
+    return VerifyReport(dataset_id, reference, tuple(checks))
