@@ -486,11 +486,19 @@ def save_replay(path: Path, episodes: list[EpisodeLog]) -> dict[str, int]:
 class Trainer:
     """Runs SAC on the state env and picks the medium and expert checkpoints along the way."""
 
-    def __init__(self, cfg: SACConfig, seed: int, out: Path, command: str) -> None:
+    def __init__(
+        self,
+        cfg: SACConfig,
+        seed: int,
+        out: Path,
+        command: str,
+        env_kwargs: dict[str, Any] | None = None,  # e.g. a short time_limit_s, for tests
+    ) -> None:
         self.cfg, self.seed, self.out, self.command = cfg, seed, out, command
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
-        self.env, self.eval_env = make_state_env(), make_state_env()
+        self.env = make_state_env(**(env_kwargs or {}))
+        self.eval_env = make_state_env(**(env_kwargs or {}))
         self.obs_dim = self.env.observation_space["state"].shape[0]
         self.action_dim = self.env.action_space.shape[0]
         self.agent = SAC(self.obs_dim, self.action_dim, cfg)
