@@ -1,0 +1,150 @@
+"""Scale profiles: every knob that sets how big a run is, in one frozen dataclass.
+
+A profile never changes what an algorithm is (its losses, networks, learning rates); it sets how
+long it trains, how it is evaluated and, for built-on-the-fly data, how large the datasets are.
+Every result records the whole profile, so a number can always be traced to its scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+FULL_EPISODE_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps (repeat 2)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How large one run of the benchmark is.
+
+    name: ``smoke`` (tests), ``demo`` (the README's 15-minute CPU demonstration) or ``full``.
+    updates: gradient updates per cell (online cells: updates after the initial random steps).
+    eval_interval: evaluate every this many updates (and always after the last one).
+    eval_episodes: episodes per evaluation, on reset seeds ``10_000 + i``.
+    episode_time_limit_s: simulated seconds per episode, for evaluation, online training and
+        built-on-the-fly datasets (25 s = 500 agent steps, the published episode).
+    dataset_transitions: size of built-on-the-fly datasets; ``None`` uses the recipes' full
+        datasets, which must already exist (built or downloaded).
+    dataset_namespace: Minari namespace of built-on-the-fly datasets (``vorb-demo/walker-walk/...``),
+        so a small variant never shadows a full dataset.
+    datasets: what ``--datasets default`` selects (recipe ids).
+    seeds: how many seeds ``--seeds`` defaults to.
+    config_overrides: (field, value) pairs applied to a baseline's config where it has the field;
+        only scale knobs (batch size, random warm-up, replay capacity), never algorithm choices.
+    """
+
+    name: str
+    updates: int
+    eval_interval: int
+    eval_episodes: int
+    episode_time_limit_s: float
+    dataset_transitions: int | None
+    dataset_namespace: str | None
+    datasets: tuple[str, ...]
+    seeds: int
+    config_overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def is_demonstration(self) -> bool:
+        """Every profile but ``full`` is too small for its numbers to mean anything."""
+        return self.name != "full"
+
+    def dataset_id(self, recipe_id: str) -> str:
+        """Where this profile's copy of a recipe's dataset lives (``vorb/...`` -> ``vorb-demo/...``)."""
+        if self.dataset_namespace is None:
+            return recipe_id
+        _, _, rest = recipe_id.partition("/")
+        return f"{self.dataset_namespace}/{rest}"
+
+    def apply(self, config: Any) -> Any:
+        """The baseline's config with this profile's scale overrides (fields it lacks are skipped)."""
+        names = {field.name for field in dataclasses.fields(config)}
+        changes = {key: value for key, value in self.config_overrides if key in names}
+        return dataclasses.replace(config, **changes)
+
+    def describe(self) -> str:
+        """One line for ``--help`` and the leaderboard."""
+        data = (
+            "the recipes' full datasets"
+            if self.dataset_transitions is None
+            else f"datasets of {self.dataset_transitions} transitions built on the fly"
+        )
+        overrides = ", ".join(f"{k}={v}" for k, v in self.config_overrides) or "none"
+        steps = round(self.episode_time_limit_s / FULL_EPISODE_S * 500)
+        return (
+            f"{self.updates} updates, evaluation every {self.eval_interval} updates over "
+            f"{self.eval_episodes} episode(s) of {steps} agent steps, {data}, "
+            f"{self.seeds} seed(s); config overrides: {overrides}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["config_overrides"] = dict(self.config_overrides)
+        return record
+
+
+RANDOM = "vorb/walker-walk/random-v0"
+MEDIUM_EXPERT = "vorb/walker-walk/medium-expert-v0"
+EXPERT = "vorb/walker-walk/expert-v0"
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            name="smoke",
+            updates=4,
+            eval_interval=2,
+            eval_episodes=1,
+            episode_time_limit_s=1.0,  # 20 agent steps
+            dataset_transitions=60,
+            dataset_namespace="vorb-smoke",
+            datasets=(RANDOM,),
+            seeds=1,
+            config_overrides=(
+                ("batch_size", 8),
+                ("initial_random_steps", 10),
+                ("replay_capacity", 1_000),
+            ),
+        ),
+        Profile(
+            name="demo",
+            updates=150,
+            eval_interval=50,
+            eval_episodes=2,
+            episode_time_limit_s=5.0,  # 100 agent steps
+            dataset_transitions=2_000,
+            dataset_namespace="vorb-demo",
+            datasets=(RANDOM, EXPERT),
+            seeds=2,
+            config_overrides=(
+                ("batch_size", 32),
+                ("initial_random_steps", 100),
+                ("replay_capacity", 10_000),
+            ),
+        ),
+        Profile(
+            name="full",
+            updates=1_000_000,  # the original CQL-CURL walker figure: 1M updates
+            eval_interval=10_000,
+            eval_episodes=10,  # V-D4RL: 10 evaluation episodes
+            episode_time_limit_s=FULL_EPISODE_S,
+            dataset_transitions=None,
+            dataset_namespace=None,
+            datasets=(
+                RANDOM,
+                "vorb/walker-walk/medium-replay-v0",
+                "vorb/walker-walk/medium-v0",
+                MEDIUM_EXPERT,
+                EXPERT,
+            ),
+            seeds=3,
+        ),
+    )
+}
+
+
+def get(name: str) -> Profile:
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,222 @@
+"""The results store: one tidy table of evaluations, written per cell, read as one.
+
+Format: CSV. Each cell's table is a few dozen rows, so a columnar format buys nothing; CSV is
+readable by eye and by pandas with no optional dependency, and diffs cleanly when reference
+results are committed. Column types are fixed in :data:`COLUMNS` so every reader agrees.
+
+Layout, one folder per cell so that parallel workers never write the same file::
+
+    <root>/runs/<profile>/<algo>/<dataset key>/seed-<n>/
+        evals.csv       the rows so far (rewritten whole, atomically, at every evaluation)
+        meta.json       config, profile, protocol, references, versions, commit, host, device
+        checkpoint.pt   trainer state + the rows it has seen (the truth on resume)
+        done            written last: the cell is finished
+        failed.json     the error of the last attempt, if it failed
+
+Every write goes to a temporary file in the same folder and is renamed over the target
+(``os.replace`` is atomic on POSIX), so a killed process leaves the old file or the new one,
+never half of either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+ONLINE = "online"  # the dataset column of online cells: they run once per seed, not per dataset
+
+COLUMNS: dict[str, str] = {
+    "algo": "string",
+    "dataset": "string",
+    "seed": "int64",
+    "profile": "string",
+    "update": "int64",
+    "env_steps": "int64",
+    "return_mean": "float64",
+    "return_std": "float64",
+    "normalized_score": "float64",
+    "seconds": "float64",
+}
+PACKAGES = ("torch", "numpy", "gymnasium", "minari", "dm_control", "mujoco", "pandas", "ray")
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One evaluation of one cell: a row of the results table (see :data:`COLUMNS`).
+
+    normalized_score is 100 x the Minari normalised score of ``return_mean`` (NaN when no
+    reference scores exist); seconds is training wall-clock since the cell started, summed
+    over resumed attempts.
+    """
+
+    algo: str
+    dataset: str
+    seed: int
+    profile: str
+    update: int
+    env_steps: int
+    return_mean: float
+    return_std: float
+    normalized_score: float
+    seconds: float
+
+
+assert [f.name for f in fields(EvalRow)] == list(COLUMNS)  # one schema, two spellings
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a baseline trained on one dataset (or online) with one seed."""
+
+    algo: str
+    dataset: str  # a recipe id, or ONLINE
+    seed: int
+    profile: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo} | {self.dataset} | seed {self.seed}"
+
+
+def dataset_key(dataset: str) -> str:
+    """A dataset id as one folder name (``vorb/walker-walk/expert-v0`` -> ``vorb--walker-walk--...``)."""
+    return dataset.replace("/", "--")
+
+
+@dataclass(frozen=True)
+class CellPaths:
+    """Where one cell's files live."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, root: str | Path, cell: Cell) -> CellPaths:
+        return cls(
+            Path(root)
+            / "runs"
+            / cell.profile
+            / cell.algo
+            / dataset_key(cell.dataset)
+            / f"seed-{cell.seed}"
+        )
+
+    evals = property(lambda self: self.folder / "evals.csv")
+    meta = property(lambda self: self.folder / "meta.json")
+    checkpoint = property(lambda self: self.folder / "checkpoint.pt")
+    done = property(lambda self: self.folder / "done")
+    failed = property(lambda self: self.folder / "failed.json")
+
+
+# -- atomic writes -----------------------------------------------------------------------------
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through ``write(file)`` to a temporary sibling, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda file: file.write(text.encode()))
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_rows(path: Path, rows: Iterable[EvalRow]) -> None:
+    """The cell's whole table, atomically (tens of rows: rewriting beats appending in place)."""
+    atomic_write_text(path, rows_frame(rows).to_csv(index=False))
+
+
+def rows_frame(rows: Iterable[EvalRow]) -> pd.DataFrame:
+    frame = pd.DataFrame([asdict(row) for row in rows], columns=list(COLUMNS))
+    return frame.astype(COLUMNS)
+
+
+# -- reading -----------------------------------------------------------------------------------
+def read_evals(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=COLUMNS)
+
+
+def load_results(root: str | Path, profile: str | None = None) -> pd.DataFrame:
+    """Every cell's rows under ``root`` as one table (sorted; an empty table if none)."""
+    pattern = f"runs/{profile}/*/*/*/evals.csv" if profile else "runs/*/*/*/*/evals.csv"
+    frames = [read_evals(path) for path in sorted(Path(root).glob(pattern))]
+    if not frames:
+        return pd.DataFrame(columns=list(COLUMNS)).astype(COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
+
+
+def load_meta(root: str | Path, profile: str | None = None) -> list[dict[str, Any]]:
+    """Every cell's ``meta.json`` under ``root``."""
+    pattern = f"runs/{profile}/*/*/*/meta.json" if profile else "runs/*/*/*/*/meta.json"
+    return [json.loads(path.read_text()) for path in sorted(Path(root).glob(pattern))]
+
+
+# -- provenance --------------------------------------------------------------------------------
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit() -> dict[str, Any]:
+    """The checkout's commit and whether it had uncommitted changes (None outside git)."""
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
+
+
+def host_info() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def check_writable(root: str | Path) -> Path:
+    """Fail early, with the path in the message, if results cannot be written under ``root``."""
+    root = Path(root).resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(root / ".write-probe", "ok\n")
+        (root / ".write-probe").unlink()
+    except OSError as error:
+        raise PermissionError(f"cannot write results under {root}: {error}") from error
+    return root

@@ -1,0 +1,458 @@
+"""Cells, their execution in worker processes or Ray tasks, resume and failure isolation.
+
+A cell (baseline x dataset x seed) is the unit of work and of failure. :func:`run_cell` is the
+one function every launcher calls; it trains, evaluates on schedule, checkpoints atomically and
+never raises: an error or a diverged metric becomes ``failed.json`` and a failed outcome, so the
+other cells go on. Re-running the same command skips cells with a ``done`` marker and resumes
+the others from their checkpoint, which also holds the rows evaluated up to it: rows written
+after the checkpoint are discarded and recomputed, so a resumed cell's table equals an
+uninterrupted one's (apart from the wall-clock column).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import multiprocessing as mp
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmark import profiles, registry
+from benchmark.profiles import Profile
+from benchmark.results import (
+    ONLINE,
+    Cell,
+    CellPaths,
+    EvalRow,
+    atomic_write,
+    git_commit,
+    host_info,
+    package_versions,
+    read_evals,
+    write_json,
+    write_rows,
+)
+
+
+class DivergedError(RuntimeError):
+    """A training metric or an evaluation return is not finite."""
+
+
+class ConfigMismatchError(RuntimeError):
+    """A cell folder holds results made with another configuration: resuming would mix them."""
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """Everything a worker (local process or Ray task) needs to run one cell.
+
+    dataset_id: the Minari id actually loaded (a profile's small variant or the recipe's own).
+    reference_ids: datasets whose reference scores online cells use (this profile's datasets).
+    minari_root: ``MINARI_DATASETS_PATH`` to use in the worker (Ray workers may not inherit it).
+    """
+
+    cell: Cell
+    root: str
+    device: str
+    threads: int
+    dataset_id: str | None
+    reference_ids: tuple[str, ...] = ()
+    minari_root: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    cell: Cell
+    status: str  # "done", "skipped" (already done), "failed", "busy" (another process has it)
+    final_score: float = math.nan
+    best_score: float = math.nan
+    updates: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+# -- planning ----------------------------------------------------------------------------------
+def plan_cells(
+    specs: Sequence[registry.BaselineSpec],
+    datasets: Sequence[str],
+    seeds: Sequence[int],
+    profile: Profile,
+) -> list[Cell]:
+    """Offline baselines x datasets x seeds, then online baselines x seeds (dataset ``online``)."""
+    cells = [
+        Cell(spec.name, dataset, seed, profile.name)
+        for spec in specs
+        if spec.offline
+        for dataset in datasets
+        for seed in seeds
+    ]
+    cells += [
+        Cell(spec.name, ONLINE, seed, profile.name)
+        for spec in specs
+        if not spec.offline
+        for seed in seeds
+    ]
+    return cells
+
+
+# -- one cell ----------------------------------------------------------------------------------
+_PARENT_PID: int | None = None  # set in local workers: stop if the launching process dies
+_SLOT = 0  # this worker's progress-bar line
+
+
+def run_cell(task: CellTask) -> CellOutcome:
+    """Run (or resume, or skip) one cell; every error is recorded, none escapes."""
+    paths = CellPaths.of(task.root, task.cell)
+    if paths.done.exists():
+        return _finished_outcome(task.cell, paths, "skipped")
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    with _cell_lock(paths) as locked:
+        if not locked:
+            return CellOutcome(task.cell, "busy", error="another process is running this cell")
+        try:
+            _train_cell(task, paths)
+        except Exception as error:
+            return _record_failure(task.cell, paths, error)
+    return _finished_outcome(task.cell, paths, "done")
+
+
+@contextlib.contextmanager
+def _cell_lock(paths: CellPaths) -> Iterator[bool]:
+    """An advisory lock per cell: two commands on one results folder never write one cell."""
+    with open(paths.folder / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def _finished_outcome(cell: Cell, paths: CellPaths, status: str) -> CellOutcome:
+    rows = read_evals(paths.evals)
+    last = rows.iloc[-1]
+    return CellOutcome(
+        cell,
+        status,
+        final_score=float(last["normalized_score"]),
+        best_score=float(rows["normalized_score"].max()),
+        updates=int(last["update"]),
+        seconds=float(last["seconds"]),
+    )
+
+
+def _record_failure(cell: Cell, paths: CellPaths, error: BaseException) -> CellOutcome:
+    message = f"{type(error).__name__}: {error}"
+    write_json(
+        paths.failed,
+        {
+            "cell": asdict(cell),
+            "error": message,
+            "traceback": traceback.format_exception(error),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    return CellOutcome(cell, "failed", error=message)
+
+
+@dataclass
+class _CellRun:
+    """The mutable state of one cell while it trains."""
+
+    task: CellTask
+    paths: CellPaths
+    profile: Profile
+    trainer: Any
+    protocol: Any
+    references: Any
+    rows: list[EvalRow]
+    seconds: float  # training wall-clock of earlier attempts
+
+
+def _train_cell(task: CellTask, paths: CellPaths) -> None:
+    if task.minari_root:
+        os.environ["MINARI_DATASETS_PATH"] = task.minari_root
+    import torch
+
+    torch.set_num_threads(task.threads)
+    run, meta = _build_run(task, paths)
+    paths.failed.unlink(missing_ok=True)
+    eval_env = run.protocol.make_env()
+    try:
+        _training_loop(run, eval_env)
+    finally:
+        eval_env.close()
+        close = getattr(getattr(run.trainer, "env", None), "close", None)
+        if close is not None:
+            close()
+    write_json(paths.meta, {**meta, "status": "done", "finished": time.time()})
+    # Written last: its presence is the one meaning of "finished".
+    atomic_write(paths.done, lambda file: file.write(b"done\n"))
+
+
+def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, Any]]:
+    import gymnasium as gym
+    import minari
+    import torch
+
+    from baselines.common.training import make_trainer
+    from benchmark.envs import ENV_ID
+    from benchmark.evaluation import Protocol, reference_scores
+    from benchmark.sampler import FrameReplay
+
+    cell = task.cell
+    profile = profiles.get(cell.profile)
+    spec = registry.get(cell.algo)
+    config = profile.apply(spec.default_config())
+    protocol = Protocol(profile.eval_episodes, profile.episode_time_limit_s)
+    if spec.offline:
+        dataset = minari.load_dataset(task.dataset_id)
+        source: Any = FrameReplay.from_minari(dataset)
+        references = reference_scores(dataset)
+    else:
+        candidates = tuple(minari.load_dataset(i) for i in task.reference_ids)
+        source = gym.make(ENV_ID, time_limit_s=profile.episode_time_limit_s)
+        references = reference_scores(None, candidates)
+    meta = _meta(task, config, profile, protocol, references)
+    _check_same_setup(paths, meta)
+    trainer = make_trainer(spec, config, source, cell.seed, torch.device(task.device))
+    run = _CellRun(task, paths, profile, trainer, protocol, references, [], 0.0)
+    _resume(run)
+    meta["attempt_started"] = time.time()
+    write_json(paths.meta, {**meta, "status": "running"})
+    return run, meta
+
+
+def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, references: Any) -> dict:
+    import dataclasses
+
+    return {
+        "cell": asdict(task.cell),
+        "setup": {  # what must not change between attempts of one cell
+            "config": dataclasses.asdict(config),
+            "profile": profile.to_json(),
+            "evaluation": protocol.to_json(),
+            "dataset_id": task.dataset_id,
+            "references": asdict(references),
+        },
+        "device": task.device,
+        "torch_threads": task.threads,
+        "versions": package_versions(),
+        "git": git_commit(),
+        "host": host_info(),
+    }
+
+
+def _check_same_setup(paths: CellPaths, meta: dict) -> None:
+    import json
+
+    if not paths.meta.exists():
+        return
+    before = json.loads(paths.meta.read_text()).get("setup")
+    # Compared as canonical JSON text: NaN (no references) equals itself there.
+    canonical = lambda record: json.dumps(record, sort_keys=True, default=str)  # noqa: E731
+    if canonical(before) != canonical(meta["setup"]):
+        raise ConfigMismatchError(
+            f"{paths.folder} holds results of another configuration (config, profile, "
+            "evaluation or dataset changed); use another --results folder or delete that one"
+        )
+
+
+def _resume(run: _CellRun) -> None:
+    """Continue from the checkpoint: its trainer state and the rows evaluated up to it."""
+    import torch
+
+    if not run.paths.checkpoint.exists():
+        write_rows(run.paths.evals, [])
+        return
+    state = torch.load(run.paths.checkpoint, map_location="cpu", weights_only=False)
+    run.trainer.load_state_dict(state["trainer"])
+    run.rows = [EvalRow(**row) for row in state["rows"]]
+    run.seconds = float(state["seconds"])
+    write_rows(run.paths.evals, run.rows)  # drops rows evaluated after the checkpoint
+
+
+def _training_loop(run: _CellRun, eval_env: Any) -> None:
+    trainer, profile = run.trainer, run.profile
+    started = time.perf_counter()
+    elapsed = lambda: run.seconds + time.perf_counter() - started  # noqa: E731
+    checkpoint_due = False
+    bar = _progress_bar(run)
+    while trainer.updates < profile.updates:
+        _check_parent()
+        before = trainer.updates
+        _check_finite(trainer.step(), trainer.updates)
+        if trainer.updates == before:  # online warm-up: environment steps without updates
+            continue
+        bar.update(1)
+        if trainer.updates % profile.eval_interval == 0 or trainer.updates == profile.updates:
+            _evaluate(run, eval_env, elapsed())
+            checkpoint_due = True
+        # Online trainers are exact only at episode boundaries: checkpoint at the first one.
+        if checkpoint_due and getattr(trainer, "at_episode_boundary", True):
+            _checkpoint(run, elapsed())
+            checkpoint_due = False
+    if not run.rows or run.rows[-1].update != trainer.updates:
+        _evaluate(run, eval_env, elapsed())  # a resumed cell that had already trained to the end
+    bar.close()
+
+
+def _progress_bar(run: _CellRun) -> tqdm:
+    return tqdm(
+        total=run.profile.updates,
+        initial=run.trainer.updates,
+        desc=run.task.cell.label,
+        unit="upd",
+        position=_SLOT,
+        leave=False,
+        disable=not run.task.progress,
+    )
+
+
+def _check_parent() -> None:
+    # A local worker whose launcher was killed stops, so a re-run never races with it.
+    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+        raise SystemExit("the launching process is gone")
+
+
+def _check_finite(metrics: dict[str, float], update: int) -> None:
+    for key, value in metrics.items():
+        if not math.isfinite(float(value)):
+            raise DivergedError(f"metric {key!r} is {value} at update {update}")
+
+
+def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
+    """Evaluate without disturbing training: global RNGs are restored afterwards."""
+    from baselines.common.training import rng_state, set_rng_state
+    from benchmark.evaluation import evaluate
+
+    saved = rng_state()
+    result = evaluate(run.trainer.agent, eval_env, run.protocol, run.references)
+    set_rng_state(saved)
+    if not math.isfinite(result.mean):
+        raise DivergedError(f"evaluation return is {result.mean} at update {run.trainer.updates}")
+    cell = run.task.cell
+    run.rows.append(
+        EvalRow(
+            algo=cell.algo,
+            dataset=cell.dataset,
+            seed=cell.seed,
+            profile=cell.profile,
+            update=run.trainer.updates,
+            env_steps=run.trainer.env_steps,
+            return_mean=result.mean,
+            return_std=result.std,
+            normalized_score=result.normalized_score,
+            seconds=round(seconds, 3),
+        )
+    )
+    write_rows(run.paths.evals, run.rows)
+
+
+def _checkpoint(run: _CellRun, seconds: float) -> None:
+    import torch
+
+    state = {
+        "trainer": run.trainer.state_dict(),
+        "rows": [asdict(row) for row in run.rows],
+        "seconds": seconds,
+    }
+    atomic_write(run.paths.checkpoint, lambda file: torch.save(state, file))
+
+
+# -- launchers ---------------------------------------------------------------------------------
+def _init_worker(counter: Any, parent_pid: int) -> None:
+    global _PARENT_PID, _SLOT
+    _PARENT_PID = parent_pid
+    with counter.get_lock():
+        counter.value += 1
+        _SLOT = counter.value
+
+
+def run_local(
+    tasks: Sequence[CellTask], workers: int, on_outcome: Callable[[CellOutcome], None]
+) -> list[CellOutcome]:
+    """Cells in ``workers`` spawned processes (spawn: MuJoCo's GL context does not survive fork)."""
+    context = mp.get_context("spawn")
+    counter = context.Value("i", 0)
+    outcomes: list[CellOutcome] = []
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(counter, os.getpid())
+    ) as pool:
+        pending: dict[Future, CellTask] = {pool.submit(run_cell, task): task for task in tasks}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = pending.pop(future)
+                outcomes.append(_outcome_of(future.result, task))
+                on_outcome(outcomes[-1])
+    return outcomes
+
+
+def run_ray(
+    tasks: Sequence[CellTask],
+    workers: int,
+    address: str | None,
+    on_outcome: Callable[[CellOutcome], None],
+) -> list[CellOutcome]:
+    """The same :func:`run_cell` as Ray tasks, on a local instance or an existing cluster.
+
+    Cells write to the same results store, so ``--results`` must be a path every node sees.
+    """
+    try:
+        import ray
+    except ImportError as error:
+        raise RuntimeError("--launcher ray needs Ray: pip install -e '.[ray]'") from error
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    threads = max(task.threads for task in tasks)
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=threads, max_retries=0)(run_cell)
+        pending = {remote.remote(replace(task, progress=False)): task for task in tasks}
+        outcomes: list[CellOutcome] = []
+        while pending:
+            finished, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(finished[0])
+            outcomes.append(_outcome_of(lambda ref=finished[0]: ray.get(ref), task))
+            on_outcome(outcomes[-1])
+        return outcomes
+    finally:
+        ray.shutdown()
+
+
+def _outcome_of(result: Callable[[], CellOutcome], task: CellTask) -> CellOutcome:
+    """A worker that died outright (segfault, OOM kill) fails its cell, not the command."""
+    try:
+        return result()
+    except Exception as error:
+        paths = CellPaths.of(task.root, task.cell)
+        return _record_failure(task.cell, paths, error)
+
+
+def default_workers(cells: int) -> int:
+    return max(1, min(cells, available_cores()))
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, available_cores() // workers)
+
+
+def root_path(root: str | Path) -> str:
+    return str(Path(root).resolve())
