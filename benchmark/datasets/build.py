@@ -280,10 +280,19 @@ def code_permalink() -> str:
 
 
 def _create(plan: BuildPlan, first: list[Any]) -> Any:
-    import minari
 
     ref_min, ref_max, _ = reference_scores()
     spec = _env_spec(plan)
+    with warnings.catch_warnings():  # no e-mail on purpose: the repository is the contact
+        warnings.filterwarnings("ignore", message=".*author_email.*")
+        return _create_quietly(plan, first, spec, ref_min, ref_max)
+
+
+def _create_quietly(
+    plan: BuildPlan, first: list[Any], spec: Any, ref_min: float, ref_max: float
+) -> Any:
+    import minari
+
     return minari.create_dataset_from_buffers(
         dataset_id=plan.target_id,
         buffer=first,

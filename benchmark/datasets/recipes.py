@@ -137,10 +137,10 @@ def load_recipe(path: Path) -> Recipe:
     )
 
 
-def load_recipes(directory: Path = RECIPES_DIR) -> dict[str, Recipe]:
-    """All recipes in ``directory``, keyed by dataset id."""
+def load_recipes(directory: Path | None = None) -> dict[str, Recipe]:
+    """All recipes in ``directory`` (default ``datasets/``), keyed by dataset id."""
     recipes: dict[str, Recipe] = {}
-    for path in sorted(Path(directory).glob("*.toml")):
+    for path in sorted(Path(directory or RECIPES_DIR).glob("*.toml")):
         recipe = load_recipe(path)
         if recipe.dataset_id in recipes:
             raise RecipeError(f"{path}: id {recipe.dataset_id} is also used by another recipe")
