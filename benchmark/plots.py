@@ -1,0 +1,126 @@
+"""Figures of a results table, each saved as PNG and PDF: learning curves, IQM intervals and a
+performance profile. Plotting only: statistics come from :mod:`benchmark.report`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: never needs a display
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+from benchmark.results import ONLINE, atomic_write
+
+FORMATS = ("png", "pdf")
+SCORE_LABEL = "normalised score"
+
+
+def save(figure: plt.Figure, out_dir: Path, name: str) -> list[str]:
+    """Write ``name.png`` and ``name.pdf`` atomically; returns the file names."""
+    written = []
+    for extension in FORMATS:
+        path = out_dir / f"{name}.{extension}"
+        atomic_write(path, lambda file, ext=extension: figure.savefig(file, format=ext, dpi=120))
+        written.append(path.name)
+    plt.close(figure)
+    return written
+
+
+def curves_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Offline rows per dataset; online rows repeated in every dataset's panel as the reference
+    (the original CQL-CURL walker figure draws online SAC-CURL next to the offline agents)."""
+    offline = table[table["dataset"] != ONLINE]
+    online = table[table["dataset"] == ONLINE]
+    datasets = sorted(offline["dataset"].unique()) or [ONLINE]
+    copies = [online.assign(dataset=dataset) for dataset in datasets]
+    return pd.concat([offline, *copies], ignore_index=True)
+
+
+def learning_curves(table: pd.DataFrame, out_dir: Path, x: str = "update") -> list[str]:
+    """One panel per dataset: the mean over seeds as a line, the seeds' min-max range shaded."""
+    frame = curves_frame(table)
+    datasets = sorted(frame["dataset"].unique())
+    figure, axes = plt.subplots(
+        1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False, sharey=True
+    )
+    for axis, dataset in zip(axes[0], datasets, strict=True):
+        sns.lineplot(
+            data=frame[frame["dataset"] == dataset],
+            x=x,
+            y="normalized_score",
+            hue="algo",
+            estimator="mean",
+            errorbar=("pi", 100),  # the 0-100th percentile interval: min to max over seeds
+            ax=axis,
+        )
+        axis.set(title=dataset.split("/")[-1], xlabel=x.replace("_", " "), ylabel=SCORE_LABEL)
+    figure.tight_layout()
+    return save(figure, out_dir, f"learning_curves_{x}")
+
+
+def iqm_intervals(intervals: dict[str, tuple[float, float, float]], out_dir: Path) -> list[str]:
+    """Aggregate IQM per baseline as a point with its 95% interval (rliable's interval plot)."""
+    names = list(intervals)
+    points = np.array([intervals[n][0] for n in names])
+    lows = np.array([intervals[n][1] for n in names])
+    highs = np.array([intervals[n][2] for n in names])
+    colours = sns.color_palette("colorblind", len(names))
+    figure, axis = plt.subplots(figsize=(6, 0.6 * len(names) + 1.2))
+    for row, colour in enumerate(colours):
+        axis.barh(row, highs[row] - lows[row], left=lows[row], height=0.6, color=colour, alpha=0.7)
+        axis.vlines(points[row], row - 0.3, row + 0.3, color="black", linewidth=2)
+    axis.set(yticks=range(len(names)), yticklabels=names, xlabel=f"IQM {SCORE_LABEL} (95% CI)")
+    axis.invert_yaxis()
+    sns.despine(figure)
+    figure.tight_layout()
+    return save(figure, out_dir, "aggregate_iqm")
+
+
+def performance_profile(score_dict: dict[str, np.ndarray], out_dir: Path) -> list[str]:
+    """Fraction of runs scoring above tau, with bootstrap bands (rliable)."""
+    from rliable import library, plot_utils
+
+    everything = np.concatenate([scores.ravel() for scores in score_dict.values()])
+    low, high = float(np.min(everything)), float(np.max(everything))
+    taus = np.linspace(min(0.0, low), max(high, low + 1e-6), 81)
+    profiles, bands = library.create_performance_profile(score_dict, taus, reps=500)
+    colours = dict(zip(score_dict, sns.color_palette("colorblind", len(score_dict)), strict=True))
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    plot_utils.plot_performance_profiles(
+        profiles,
+        taus,
+        performance_profile_cis=bands,
+        colors=colours,
+        xlabel=rf"{SCORE_LABEL} ($\tau$)",
+        ax=axis,
+    )
+    # Handles built here: the shaded bands would otherwise take the legend's entries.
+    handles = [Line2D([0], [0], color=colour, label=name) for name, colour in colours.items()]
+    axis.legend(handles=handles, loc="upper right", fontsize="small")
+    figure.tight_layout()
+    return save(figure, out_dir, "performance_profile")
+
+
+def all_figures(table: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Every figure of a report; ``runs`` is :func:`benchmark.report.per_run_scores` of ``table``."""
+    from benchmark.report import algo_datasets, algo_order, score_matrix
+    from benchmark.report import iqm_intervals as iqm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sns.set_theme(style="whitegrid", context="paper")
+    names = learning_curves(table, out_dir, "update")  # offline cells have no env steps
+    finals = {
+        algo: score_matrix(runs, algo, "final", algo_datasets(runs, algo))
+        for algo in algo_order(runs)
+    }
+    intervals = {k: (v.point, v.low, v.high) for k, v in iqm(finals).items()}
+    names += iqm_intervals(intervals, out_dir)
+    names += performance_profile(finals, out_dir)
+    return names

@@ -1,0 +1,283 @@
+"""``python -m benchmark.report``: leaderboard (Markdown + CSV) and figures from a results folder.
+
+Statistics follow Agarwal et al. (2021) through ``rliable``: per baseline and dataset, the final
+and the best normalised score as mean ± std over seeds and as the interquartile mean (IQM) with a
+95% stratified bootstrap interval; an aggregate over datasets; the probability that CQL-CURL
+improves on offline SAC-CURL. Score arrays are ``(num_runs x num_tasks)``: runs are seeds,
+tasks are datasets. Bootstraps are seeded, so a report is reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark import profiles
+from benchmark.results import atomic_write_text, load_meta, load_results
+
+BOOTSTRAP_REPS = 2_000
+BOOTSTRAP_SEED = 0
+AGGREGATE = "aggregate"
+IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
+PROFILE_ORDER = ("full", "demo", "smoke")  # the report defaults to the largest scale present
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its 95% bootstrap interval."""
+
+    point: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.point:.1f} [{self.low:.1f}, {self.high:.1f}]"
+
+
+# -- pure statistics on (num_runs x num_tasks) arrays ------------------------------------------
+def mean_std(scores: np.ndarray) -> tuple[float, float]:
+    """Mean and population std (``np.std``, ddof 0) of all entries: one seed gives std 0."""
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def _rng() -> np.random.RandomState:
+    return np.random.RandomState(BOOTSTRAP_SEED)
+
+
+def iqm_intervals(score_dict: dict[str, np.ndarray]) -> dict[str, Interval]:
+    """IQM of each ``(num_runs x num_tasks)`` array with a 95% stratified bootstrap interval."""
+    from rliable import library, metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arch: random_state deprecation
+        points, cis = library.get_interval_estimates(
+            score_dict,
+            lambda scores: np.array([metrics.aggregate_iqm(scores)]),
+            reps=BOOTSTRAP_REPS,
+            random_state=_rng(),
+        )
+    return {
+        k: Interval(float(points[k][0]), float(cis[k][0, 0]), float(cis[k][1, 0])) for k in points
+    }
+
+
+def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> Interval:
+    """P(X > Y) averaged over tasks (ties count 1/2), with a 95% stratified bootstrap interval.
+
+    Both arrays are ``(num_runs x num_tasks)`` over the same tasks in the same order.
+    """
+    from rliable import library, metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        points, cis = library.get_interval_estimates(
+            {"pair": (scores_x, scores_y)},
+            lambda x, y: np.array([metrics.probability_of_improvement(x, y)]),
+            reps=BOOTSTRAP_REPS,
+            random_state=_rng(),
+        )
+    return Interval(float(points["pair"][0]), float(cis["pair"][0, 0]), float(cis["pair"][1, 0]))
+
+
+# -- from the results table to score arrays ----------------------------------------------------
+def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (algo, dataset, seed): the final (last evaluation) and best normalised score."""
+    ordered = table.sort_values("update")
+    grouped = ordered.groupby(["algo", "dataset", "seed"], sort=True)["normalized_score"]
+    return pd.DataFrame({"final": grouped.last(), "best": grouped.max()}).reset_index()
+
+
+def score_matrix(runs: pd.DataFrame, algo: str, column: str, datasets: Sequence[str]) -> np.ndarray:
+    """``(num_seeds x len(datasets))`` for one baseline; seeds missing a dataset are dropped."""
+    mine = runs[runs["algo"] == algo].pivot(index="seed", columns="dataset", values=column)
+    return mine.reindex(columns=list(datasets)).dropna().to_numpy(dtype=float)
+
+
+def algo_datasets(runs: pd.DataFrame, algo: str) -> list[str]:
+    return sorted(runs.loc[runs["algo"] == algo, "dataset"].unique())
+
+
+# -- the leaderboard ---------------------------------------------------------------------------
+def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (baseline, dataset) rows, then one aggregate row per baseline over its datasets."""
+    rows = []
+    for algo in algo_order(runs):
+        datasets = algo_datasets(runs, algo)
+        for dataset in [*datasets, AGGREGATE]:
+            tasks = datasets if dataset == AGGREGATE else [dataset]
+            rows.append(_leaderboard_row(runs, algo, dataset, tasks))
+    return pd.DataFrame(rows)
+
+
+def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[str]) -> dict:
+    row: dict = {"algo": algo, "dataset": dataset}
+    for column in ("final", "best"):
+        scores = score_matrix(runs, algo, column, tasks)
+        interval = iqm_intervals({algo: scores})[algo]
+        mean, std = mean_std(scores)
+        row |= {
+            "runs": scores.shape[0],
+            f"{column}_mean": mean,
+            f"{column}_std": std,
+            f"{column}_iqm": interval.point,
+            f"{column}_iqm_low": interval.low,
+            f"{column}_iqm_high": interval.high,
+        }
+    return row
+
+
+def algo_order(runs: pd.DataFrame) -> list[str]:
+    """Registry order (the order of the original figure's legend), unknown names last."""
+    from benchmark import registry
+
+    present = set(runs["algo"])
+    known = [name for name in registry.names() if name in present]
+    return known + sorted(present - set(known))
+
+
+def improvement(runs: pd.DataFrame, pair: tuple[str, str] = IMPROVEMENT_PAIR) -> dict | None:
+    """P(pair[0] > pair[1]) on final scores over their shared datasets and seeds, if both ran."""
+    x_name, y_name = pair
+    shared = sorted(set(algo_datasets(runs, x_name)) & set(algo_datasets(runs, y_name)))
+    if not shared:
+        return None
+    seeds = set.intersection(*(set(runs.loc[runs["algo"] == a, "seed"]) for a in pair))
+    common = runs[runs["seed"].isin(seeds)]
+    x, y = (score_matrix(common, name, "final", shared) for name in pair)
+    if x.size == 0 or x.shape != y.shape:
+        return None
+    return {"x": x_name, "y": y_name, "datasets": shared, "runs": x.shape[0]} | {
+        "interval": probability_of_improvement(x, y)
+    }
+
+
+# -- writing -----------------------------------------------------------------------------------
+def markdown(
+    board: pd.DataFrame,
+    profile: profiles.Profile,
+    meta: list[dict],
+    pi: dict | None,
+    figures: list[str],
+) -> str:
+    lines = [f"# VORB leaderboard: profile `{profile.name}`", ""]
+    if profile.is_demonstration:
+        lines += [
+            f"> **A demonstration, not results.** The `{profile.name}` profile is far too small "
+            "for these numbers to say anything about the baselines; they show that the pipeline "
+            "runs end to end. Only the `full` profile produces results.",
+            "",
+        ]
+    lines += [*_protocol_lines(profile, meta), "", "## Per dataset", ""]
+    lines += _table(board[board["dataset"] != AGGREGATE])
+    lines += ["", "## Aggregate over datasets", ""]
+    lines += _table(board[board["dataset"] == AGGREGATE].drop(columns="dataset"))
+    lines += ["", "## Probability of improvement", ""]
+    if pi is None:
+        lines.append(
+            f"Not computed: {IMPROVEMENT_PAIR[0]} and {IMPROVEMENT_PAIR[1]} share no dataset."
+        )
+    else:
+        lines.append(
+            f"P({pi['x']} > {pi['y']}) on final scores = {pi['interval']} "
+            f"(95% stratified bootstrap; {pi['runs']} runs on {', '.join(pi['datasets'])})."
+        )
+    lines += ["", "## Figures", ""]
+    for name in figures:  # PNGs shown inline, PDFs linked
+        stem, _, extension = name.rpartition(".")
+        image = "!" if extension == "png" else ""
+        lines.append(f"{image}[{stem} ({extension})](figures/{name})")
+    return "\n".join(lines) + "\n"
+
+
+def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
+    sources = sorted({m["setup"]["references"]["source"] for m in meta if "setup" in m})
+    evaluation = next((m["setup"]["evaluation"] for m in meta if "setup" in m), {})
+    commits = sorted({str(m.get("git", {}).get("commit"))[:10] for m in meta})
+    return [
+        f"- Profile `{profile.name}`: {profile.describe()}.",
+        f"- Evaluation: {evaluation.get('episodes')} episode(s) of {evaluation.get('time_limit_s')} s "
+        f"on reset seeds {evaluation.get('seeds')}, deterministic actions, a separate evaluation "
+        "environment.",
+        "- Normalised score: 100 x (return - ref_min) / (ref_max - ref_min) (Minari's "
+        f"`get_normalized_score`); references from: {', '.join(sources) or 'unknown'}.",
+        "- Final = last evaluation; best = best evaluation of a run. mean ± std over seeds "
+        f"(population std); IQM with a 95% stratified bootstrap interval (rliable, "
+        f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}).",
+        f"- Code: commit(s) {', '.join(commits)}; per-run metadata in `runs/<profile>/...`.",
+    ]
+
+
+def _table(frame: pd.DataFrame) -> list[str]:
+    has_dataset = "dataset" in frame.columns
+    header = ["baseline", *(["dataset"] if has_dataset else []), "runs"]
+    header += ["final (mean ± std)", "final IQM [95% CI]", "best (mean ± std)", "best IQM [95% CI]"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in frame.to_dict("records"):
+        cells = [row["algo"], *([row["dataset"]] if has_dataset else []), str(row["runs"])]
+        for column in ("final", "best"):
+            interval = Interval(
+                row[f"{column}_iqm"], row[f"{column}_iqm_low"], row[f"{column}_iqm_high"]
+            )
+            cells += [f"{row[f'{column}_mean']:.1f} ± {row[f'{column}_std']:.1f}", str(interval)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def choose_profile(table: pd.DataFrame, requested: str | None) -> str:
+    present = set(table["profile"])
+    if requested is not None:
+        if requested not in present:
+            raise ValueError(
+                f"no results of profile {requested!r}; present: {sorted(present) or 'none'}"
+            )
+        return requested
+    for name in PROFILE_ORDER:
+        if name in present:
+            return name
+    raise ValueError("no results found (run python -m benchmark.run first)")
+
+
+def write_report(results: str | Path, out: str | Path, profile_name: str | None = None) -> Path:
+    """Leaderboard and figures for one profile's results; returns the Markdown file."""
+    from benchmark import plots
+
+    table = load_results(results)
+    name = choose_profile(table, profile_name)
+    table = table[table["profile"] == name]
+    runs = per_run_scores(table)
+    board = leaderboard(runs)
+    pi = improvement(runs)
+    out = Path(out)
+    figures = plots.all_figures(table, runs, out / "figures")
+    atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
+    text = markdown(board, profiles.get(name), load_meta(results, name), pi, figures)
+    atomic_write_text(out / "leaderboard.md", text)
+    return out / "leaderboard.md"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__)
+    parser.add_argument("--results", default="runs", help="results folder of benchmark.run")
+    parser.add_argument("--out", default=None, help="output folder (default: <results>/report)")
+    parser.add_argument("--profile", default=None, help="default: the largest profile present")
+    args = parser.parse_args(argv)
+    out = args.out or str(Path(args.results) / "report")
+    try:
+        path = write_report(args.results, out, args.profile)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(path.read_text())
+    print(f"written: {path}, {Path(out) / 'leaderboard.csv'}, {Path(out) / 'figures'}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
