@@ -1,0 +1,108 @@
+"""SAC pieces shared by the SAC-family baselines: the tanh-Gaussian actor, the double critic,
+the learned temperature and soft target updates (CURL's ``curl_sac.py`` conventions)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from baselines.common.encoder import Projection, orthogonal_init
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    """Two hidden ReLU layers, as CURL's actor trunk and Q functions."""
+    net = nn.Sequential(
+        nn.Linear(in_dim, hidden_dim),
+        nn.ReLU(),
+        nn.Linear(hidden_dim, hidden_dim),
+        nn.ReLU(),
+        nn.Linear(hidden_dim, out_dim),
+    )
+    net.apply(orthogonal_init)
+    return net
+
+
+def squashed_sample(
+    mu: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """tanh(mu + std * noise) and its log-density (CURL's ``gaussian_logprob`` + ``squash``).
+
+    Shapes broadcast; the last dimension is the action; log-probs keep it as size 1.
+    """
+    pre_tanh = mu + noise * log_std.exp()
+    log_prob = (-0.5 * noise.pow(2) - log_std).sum(-1, keepdim=True) - 0.5 * math.log(
+        2 * math.pi
+    ) * noise.shape[-1]
+    action = torch.tanh(pre_tanh)
+    log_prob = log_prob - torch.log(torch.relu(1 - action.pow(2)) + 1e-6).sum(-1, keepdim=True)
+    return action, log_prob
+
+
+class SquashedGaussianActor(nn.Module):
+    """CURL's actor: its own encoder projection on the (detached) shared conv output, an MLP,
+    a tanh-squashed Gaussian with ``log_std`` squashed into [log_std_min, log_std_max]."""
+
+    def __init__(
+        self,
+        repr_dim: int,
+        feature_dim: int,
+        hidden_dim: int,
+        action_dim: int,
+        log_std_min: float = -10.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.projection = Projection(repr_dim, feature_dim)
+        self.trunk = mlp(feature_dim, hidden_dim, 2 * action_dim)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conv features (B, repr_dim) -> pre-tanh mean and log std, each (B, action_dim)."""
+        mu, log_std = self.trunk(self.projection(h)).chunk(2, dim=-1)
+        log_std = torch.tanh(log_std)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
+        return mu, log_std
+
+    def sample(
+        self, mu: torch.Tensor, log_std: torch.Tensor, num_samples: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised actions and log-probs: (B, A), (B, 1); or with ``num_samples`` n,
+        (B, n, A), (B, n, 1). Noise comes from torch's global RNG."""
+        if num_samples is not None:
+            mu, log_std = mu[:, None], log_std[:, None]
+            noise = torch.randn(
+                (mu.shape[0], num_samples, mu.shape[-1]), device=mu.device, dtype=mu.dtype
+            )
+        else:
+            noise = torch.randn_like(mu)
+        return squashed_sample(mu, log_std, noise)
+
+
+class DoubleQ(nn.Module):
+    """Two Q heads on (features, action), CURL's ``QFunction`` x 2."""
+
+    def __init__(self, feature_dim: int, action_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1)
+        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1)
+
+    def forward(self, z: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (..., F), action (..., A) -> Q1, Q2 each (..., 1); leading dims broadcast."""
+        if z.shape[:-1] != action.shape[:-1]:
+            z = z.expand(*action.shape[:-1], z.shape[-1])
+        za = torch.cat([z, action], dim=-1)
+        return self.q1(za), self.q2(za)
+
+
+@torch.no_grad()
+def soft_update(online: nn.Module, target: nn.Module, tau: float) -> None:
+    """target <- tau * online + (1 - tau) * target, parameters only (one fused kernel)."""
+    target_params = list(target.parameters())
+    torch._foreach_lerp_(target_params, list(online.parameters()), tau)
+
+
+def target_entropy(action_dim: int) -> float:
+    """SAC's default target entropy, -|A| (CURL)."""
+    return -float(action_dim)

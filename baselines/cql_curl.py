@@ -1,0 +1,106 @@
+"""CQL-CURL: SAC + CURL with the CQL(H) conservative penalty on both critics (Kumar et al. 2020).
+
+Everything but the penalty is :class:`~baselines.sac_curl.SACCURLAgent`'s update; this file adds
+the term through its ``critic_penalty`` hook. For each Q head:
+
+    CQL(H) = w * ( T * mean_s logsumexp_j (Q(s, a_j) - log mu(a_j | s)) / T  -  mean Q(s, a_data) )
+
+over 3 x ``num_sampled_actions`` actions a_j per state: uniform in [-1, 1]^A (log density
+A log 0.5), the current policy at s and the current policy at s' (both evaluated at s, minus their
+log-probs): the importance-weighted estimator of CQL's code (``cat_q1`` in ``cql.py``). Sampled
+actions and log-probs are constants for this term; its gradient trains the Q heads and encoder.
+
+With ``with_lagrange`` the weight becomes w * alpha' with alpha' = exp(log alpha') clipped to
+[0, 1e6], trained to hold the penalty (before alpha') at ``target_action_gap`` (CQL's Lagrange
+variant: minimise -alpha' (gap - target), per head averaged).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from baselines.sac_curl import SACCURLAgent, SACCURLConfig
+from benchmark.sampler import TransitionBatch
+
+
+@dataclass(frozen=True)
+class CQLCURLConfig(SACCURLConfig):
+    """SAC-CURL's fields and defaults (CURL paper) plus CQL(H)'s (CQL paper and code)."""
+
+    min_q_weight: float = 10.0  # the original CQL-CURL (NOTES.md: 1 and 10 both work, 0.1 fails)
+    num_sampled_actions: int = 10  # CQL code ``num_random``: 10 of each kind
+    cql_temperature: float = 1.0  # CQL code ``temp``
+    with_lagrange: bool = False  # CQL code: off for weights 5-10 (NOTES.md)
+    target_action_gap: float = 10.0  # CQL code ``lagrange_thresh`` (used only with_lagrange)
+    alpha_prime_lr: float = 1e-3  # CQL code: alpha' uses the Q-function lr (here CURL's 1e-3)
+
+
+class CQLCURLAgent(SACCURLAgent):
+    """SAC-CURL with CQL(H) on both critics (and optionally its Lagrange multiplier)."""
+
+    config: CQLCURLConfig
+
+    def __init__(
+        self,
+        config: CQLCURLConfig,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        device: torch.device | str,
+    ) -> None:
+        super().__init__(config, obs_shape, action_dim, device)
+        self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
+        self.alpha_prime_opt = torch.optim.Adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
+
+    def critic_penalty(
+        self,
+        batch: TransitionBatch,
+        h: torch.Tensor,
+        z: torch.Tensor,
+        q1: torch.Tensor,
+        q2: torch.Tensor,
+        next_policy: tuple[torch.Tensor, torch.Tensor],
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.config
+        size, samples = z.shape[0], cfg.num_sampled_actions
+        with torch.no_grad():
+            uniform = torch.empty((size, samples, self.action_dim), device=z.device).uniform_(-1, 1)
+            at_s, log_pi_s = self.actor.sample(*self.actor(h.detach()), num_samples=samples)
+            at_next, log_pi_next = self.actor.sample(*next_policy, num_samples=samples)
+            actions = torch.cat([uniform, at_s, at_next], dim=1)  # (B, 3n, A)
+            uniform_log_density = torch.full_like(log_pi_s, self.action_dim * math.log(0.5))
+            log_density = torch.cat([uniform_log_density, log_pi_s, log_pi_next], dim=1)
+        sampled_q1, sampled_q2 = self.critic(z[:, None], actions)  # (B, 3n, 1) each
+        gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, cfg.cql_temperature)
+        gap2 = cfg.min_q_weight * cql_gap(sampled_q2, log_density, q2, cfg.cql_temperature)
+        metrics = {"cql_gap1": gap1, "cql_gap2": gap2}
+        if not cfg.with_lagrange:
+            return gap1 + gap2, metrics
+        # CQL's Lagrange variant: alpha' is stepped here; the critic sees it as a constant.
+        alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
+        excess = torch.stack([gap1, gap2]).detach() - cfg.target_action_gap
+        self.alpha_prime_opt.zero_grad(set_to_none=True)
+        (-0.5 * (alpha_prime * excess).sum()).backward(inputs=[self.log_alpha_prime])
+        self.alpha_prime_opt.step()
+        metrics["alpha_prime"] = alpha_prime.detach()
+        return alpha_prime.detach() * (gap1 + gap2 - 2 * cfg.target_action_gap), metrics
+
+    def _parts(self) -> dict[str, Any]:
+        return super()._parts() | {
+            "log_alpha_prime": self.log_alpha_prime,
+            "alpha_prime_opt": self.alpha_prime_opt,
+        }
+
+
+def cql_gap(
+    sampled_q: torch.Tensor, log_density: torch.Tensor, data_q: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """CQL(H)'s gap, before its weight: T * mean logsumexp((Q(s,a_j) - log mu_j) / T) - mean Q(s,a).
+
+    sampled_q, log_density: (B, N, 1) over the N sampled actions of each state; data_q: (B, 1).
+    """
+    soft_max = torch.logsumexp((sampled_q - log_density) / temperature, dim=1)
+    return soft_max.mean() * temperature - data_q.mean()

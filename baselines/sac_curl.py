@@ -1,0 +1,280 @@
+"""SAC + CURL (Srinivas, Laskin and Abbeel, 2020), online or offline (the registry decides).
+
+One file, top to bottom: the config (defaults = the CURL paper's walker values), the agent, its
+losses and its update. Shared parts (encoder, augmentation, SAC heads, checkpointing) live in
+``baselines/common``.
+
+The update, and how it differs from the CURL reference code
+-----------------------------------------------------------
+The reference code runs three updates in sequence on one sampled batch (critic, then actor and
+temperature every 2nd step, then CURL), re-encoding the observation each time: 7 conv forwards
+and 2 conv backwards on an actor step. Here one update does:
+
+1. augment ``obs``, ``next_obs`` and the CURL positive (an independent crop of ``obs``);
+2. no-grad: the online conv trunk on ``next_obs`` (the policy's next action, as CURL's
+   ``actor(next_obs)`` whose conv weights are the critic's); the *target* encoder on
+   ``next_obs`` and the positive together (target Q features and CURL's momentum keys: CURL's key
+   encoder is the critic target's encoder);
+3. with grad: the online encoder on ``obs`` once. Its output ``z`` feeds the critic *and* is
+   CURL's anchor (the reference uses the same cropped ``obs`` as anchor); the conv output ``h``,
+   detached, feeds the actor (CURL's actor sees detached conv features through its own
+   projection), and ``z`` detached feeds the actor's Q (CURL: ``critic(obs, pi,
+   detach_encoder=True)``, whose gradient the reference never applies to the critic);
+4. gradients: ``critic + CURL`` loss into encoder, Q heads and W (one Adam: all three use
+   lr 1e-3, betas (0.9, 0.999)); actor loss into the actor; alpha loss into log alpha; then the
+   soft target updates.
+
+Documented sharing (the only differences from the sequential reference update):
+- the actor loss and the CURL loss are computed at the parameters the critic loss sees (the
+  start of the update), not after the critic's optimiser step: all losses are simultaneous;
+- the encoder gets one Adam step on the summed critic + CURL gradient (the reference steps it
+  with three Adams in turn: the critic's, then ``encoder_optimizer`` and ``cpc_optimizer`` on the
+  same CURL gradient);
+- the CURL keys use the target encoder before this update's soft update (the reference updates
+  it between the critic and CURL steps on target-update steps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.common.augment import random_crop
+from baselines.common.checkpoint import capture, restore
+from baselines.common.encoder import PixelEncoder
+from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
+from benchmark.sampler import TransitionBatch
+
+
+@dataclass(frozen=True)
+class SACCURLConfig:
+    """SAC + CURL. Defaults: CURL paper (Srinivas et al. 2020), Table 3 and walker settings."""
+
+    batch_size: int = 128  # CURL paper, Table 3 (512 only for cheetah); ref. code argparse: 32
+    discount: float = 0.99  # CURL paper, Table 3
+    critic_lr: float = 1e-3  # CURL paper, Table 3 (2e-4 only for cheetah); also the encoder's
+    actor_lr: float = 1e-3  # CURL paper, Table 3
+    curl_lr: float = 1e-3  # CURL ref. code ``encoder_lr`` (W and, with the critic, the encoder)
+    beta1: float = 0.9  # CURL paper, Table 3: Adam (beta1, beta2) for encoder, actor, Q: (.9, .999)
+    alpha_lr: float = 1e-4  # CURL paper, Table 3; ref. code agent default 1e-3 (argparse 1e-4)
+    alpha_beta1: float = 0.5  # CURL paper, Table 3: Adam betas for alpha (.5, .999)
+    init_temperature: float = 0.1  # CURL paper, Table 3; ref. code agent default 0.01
+    critic_tau: float = 0.01  # CURL paper, Table 3 (Q EMA); ref. code agent default 0.005
+    encoder_tau: float = 0.05  # CURL paper, Table 3 (encoder EMA); ref. code agent default 0.005
+    actor_update_freq: int = 2  # CURL ref. code argparse (NOTES.md: actor update every 2 steps)
+    critic_target_update_freq: int = 2  # CURL paper, Table 3
+    feature_dim: int = 50  # CURL paper, Table 3 (latent dimension)
+    hidden_dim: int = 1024  # CURL paper, Table 3 (MLP hidden units); ref. code agent default 256
+    num_layers: int = 4  # CURL paper, Table 3 (conv layers)
+    num_filters: int = 32  # CURL paper, Table 3
+    log_std_min: float = -10.0  # CURL ref. code argparse (actor_log_std_min)
+    log_std_max: float = 2.0  # CURL ref. code argparse (actor_log_std_max)
+    aug_pad: int = 4  # DrQ's pad 4: our frames are 84x84 (CURL crops 100->84); see augment.py
+    replay_capacity: int = 100_000  # CURL paper, Table 3
+    initial_random_steps: int = 1_000  # CURL paper, Table 3 (initial steps)
+    compile: bool = False  # torch.compile the conv trunks (VORB; measured: see benchmarks/)
+    amp: bool = False  # bf16 autocast around the forward passes (VORB; meant for GPUs)
+
+
+class SACCURLAgent:
+    """SAC with a CURL-trained pixel encoder; the Agent protocol of ``baselines.common.training``."""
+
+    def __init__(
+        self,
+        config: SACCURLConfig,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        device: torch.device | str,
+    ) -> None:
+        self.config, self.action_dim = config, action_dim
+        self.device = torch.device(device)
+        cfg = config
+        self.encoder = PixelEncoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        self.critic = DoubleQ(cfg.feature_dim, action_dim, cfg.hidden_dim)
+        self.actor = SquashedGaussianActor(
+            self.encoder.conv.repr_dim,
+            cfg.feature_dim,
+            cfg.hidden_dim,
+            action_dim,
+            cfg.log_std_min,
+            cfg.log_std_max,
+        )
+        # CURL's bilinear similarity W (ref. code: torch.rand init).
+        self.curl_w = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim))
+        for module in (self.encoder, self.critic, self.actor):
+            module.to(self.device)
+        self.curl_w.data = self.curl_w.data.to(self.device)
+        self.encoder_target = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # CURL's actor copies (ties) the critic's conv weights: here it *uses* the critic's conv.
+        self.actor.projection.load_state_dict(self.encoder.projection.state_dict())
+        self.log_alpha = torch.tensor(
+            float(np.log(cfg.init_temperature)), device=self.device, requires_grad=True
+        )
+        self.target_entropy = target_entropy(action_dim)
+
+        self.critic_params = [*self.encoder.parameters(), *self.critic.parameters(), self.curl_w]
+        betas = (cfg.beta1, 0.999)
+        self.critic_opt = torch.optim.Adam(
+            [
+                {"params": [*self.encoder.parameters(), *self.critic.parameters()]},
+                {"params": [self.curl_w], "lr": cfg.curl_lr},
+            ],
+            lr=cfg.critic_lr,
+            betas=betas,
+        )
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
+        self.alpha_opt = torch.optim.Adam(
+            [self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999)
+        )
+        self.updates = 0
+
+        self._conv = self.encoder.conv
+        self._target_encoder = self.encoder_target
+        if cfg.compile:
+            self._conv = torch.compile(self.encoder.conv)
+            self._target_encoder = torch.compile(self.encoder_target)
+
+    # -- the Agent protocol ------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        """One fused SAC + CURL update (see the module docstring); metrics synced once."""
+        cfg = self.config
+        update_actor = self.updates % cfg.actor_update_freq == 0
+        update_target = self.updates % cfg.critic_target_update_freq == 0
+        self.updates += 1
+        size = batch.obs.shape[0]
+        obs = random_crop(batch.obs, cfg.aug_pad)
+        next_obs = random_crop(batch.next_obs, cfg.aug_pad)
+        positive = random_crop(batch.obs, cfg.aug_pad)
+        alpha = self.log_alpha.detach().exp()
+
+        with self._autocast():
+            with torch.no_grad():
+                h_next = self._conv(next_obs)
+                next_policy = self.actor(h_next)
+                next_action, next_log_pi = self.actor.sample(*next_policy)
+                keys = self._target_encoder(torch.cat([next_obs, positive]))
+                z_next, z_positive = keys[:size], keys[size:]
+                target_q = td_target(
+                    *self.critic_target(z_next, next_action),
+                    next_log_pi,
+                    alpha,
+                    batch.reward,
+                    batch.not_done,
+                    cfg.discount,
+                )
+            h = self._conv(obs)
+            z = self.encoder.projection(h)
+            q1, q2 = self.critic(z, batch.action)
+            critic_loss = F.mse_loss(q1.float(), target_q) + F.mse_loss(q2.float(), target_q)
+            penalty, metrics = self.critic_penalty(batch, h, z, q1, q2, next_policy)
+            logits = curl_logits(z, z_positive, self.curl_w)
+            curl_loss = F.cross_entropy(logits.float(), torch.arange(size, device=logits.device))
+            if update_actor:
+                pi, log_pi = self.actor.sample(*self.actor(h.detach()))
+                actor_q = torch.min(*self.critic(z.detach(), pi))
+                actor_loss = (alpha * log_pi - actor_q).float().mean()
+                alpha_loss = (
+                    self.log_alpha.exp() * (-log_pi - self.target_entropy).detach()
+                ).mean()
+
+        # Every backward before any step: the actor's graph holds the Q heads' weights.
+        self.critic_opt.zero_grad(set_to_none=True)
+        (critic_loss + penalty + curl_loss).backward(inputs=self.critic_params)
+        metrics |= {"critic_loss": critic_loss, "curl_loss": curl_loss, "q1": q1.mean()}
+        if update_actor:
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward(inputs=list(self.actor.parameters()))
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward(inputs=[self.log_alpha])
+            self.actor_opt.step()
+            self.alpha_opt.step()
+            metrics |= {"actor_loss": actor_loss, "alpha": alpha, "entropy": -log_pi.mean()}
+        self.critic_opt.step()
+        if update_target:
+            soft_update(self.critic, self.critic_target, cfg.critic_tau)
+            soft_update(self.encoder, self.encoder_target, cfg.encoder_tau)
+        values = torch.stack([value.detach().float() for value in metrics.values()]).tolist()
+        return dict(zip(metrics, values, strict=True))
+
+    def critic_penalty(
+        self,
+        batch: TransitionBatch,
+        h: torch.Tensor,
+        z: torch.Tensor,
+        q1: torch.Tensor,
+        q2: torch.Tensor,
+        next_policy: tuple[torch.Tensor, torch.Tensor],
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """An extra critic loss term (none for SAC-CURL; CQL-CURL adds CQL(H)).
+
+        h, z: conv features and encoder output of the augmented ``obs`` (with grad);
+        q1, q2: Q of the dataset actions; next_policy: the actor's (mu, log_std) at ``next_obs``
+        (no grad). Returns the term and metrics (0-d tensors).
+        """
+        return torch.zeros((), device=z.device), {}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """uint8 (C*stack, H, W) -> action in [-1, 1]; no augmentation (a shift of 0)."""
+        x = torch.as_tensor(obs, device=self.device)[None]
+        with self._autocast():
+            mu, log_std = self.actor(self._conv(x))
+            action = torch.tanh(mu) if deterministic else self.actor.sample(mu, log_std)[0]
+        return action[0].float().cpu().numpy()
+
+    # -- checkpointing -----------------------------------------------------------------------
+    def _parts(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder,
+            "encoder_target": self.encoder_target,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "actor": self.actor,
+            "curl_w": self.curl_w,
+            "log_alpha": self.log_alpha,
+            "critic_opt": self.critic_opt,
+            "actor_opt": self.actor_opt,
+            "alpha_opt": self.alpha_opt,
+            "updates": self.updates,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return capture(self._parts())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(restore(self._parts(), state)["updates"])
+
+
+# -- losses (pure functions, tested on hand-built inputs) -------------------------------------
+def td_target(
+    target_q1: torch.Tensor,
+    target_q2: torch.Tensor,
+    next_log_pi: torch.Tensor,
+    alpha: torch.Tensor,
+    reward: torch.Tensor,
+    not_done: torch.Tensor,
+    discount: float,
+) -> torch.Tensor:
+    """SAC's soft TD target r + gamma * not_done * (min(Q1', Q2') - alpha log pi(a'|s')), (B, 1)."""
+    soft_value = torch.min(target_q1, target_q2).float() - alpha * next_log_pi.float()
+    return reward + not_done * discount * soft_value
+
+
+def curl_logits(anchor: torch.Tensor, positive: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """CURL's bilinear logits ``anchor W positive^T`` (B, B), each row minus its max (as the
+    reference, for stability); the positives are the diagonal (labels ``arange(B)``)."""
+    logits = anchor @ (w @ positive.T)
+    return logits - logits.max(dim=1, keepdim=True).values
