@@ -90,7 +90,10 @@ def performance_profile(score_dict: dict[str, np.ndarray], out_dir: Path) -> lis
     everything = np.concatenate([scores.ravel() for scores in score_dict.values()])
     low, high = float(np.min(everything)), float(np.max(everything))
     taus = np.linspace(min(0.0, low), max(high, low + 1e-6), 81)
-    profiles, bands = library.create_performance_profile(score_dict, taus, reps=500)
+    from benchmark.report import seeded_bootstrap
+
+    with seeded_bootstrap():
+        profiles, bands = library.create_performance_profile(score_dict, taus, reps=500)
     colours = dict(zip(score_dict, sns.color_palette("colorblind", len(score_dict)), strict=True))
     figure, axis = plt.subplots(figsize=(6.5, 4))
     plot_utils.plot_performance_profiles(

@@ -10,9 +10,10 @@ tasks are datasets. Bootstraps are seeded, so a report is reproducible.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,21 +48,30 @@ def mean_std(scores: np.ndarray) -> tuple[float, float]:
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def _rng() -> np.random.RandomState:
-    return np.random.RandomState(BOOTSTRAP_SEED)
+@contextlib.contextmanager
+def seeded_bootstrap() -> Iterator[None]:
+    """rliable's stratified bootstrap draws from numpy's *global* RNG (``np.random.choice``),
+    whatever ``random_state`` says: seed it for the computation and put it back afterwards."""
+    saved = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch: random_state deprecation
+            yield
+    finally:
+        np.random.set_state(saved)
 
 
 def iqm_intervals(score_dict: dict[str, np.ndarray]) -> dict[str, Interval]:
     """IQM of each ``(num_runs x num_tasks)`` array with a 95% stratified bootstrap interval."""
     from rliable import library, metrics
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch: random_state deprecation
+    with seeded_bootstrap():
         points, cis = library.get_interval_estimates(
             score_dict,
             lambda scores: np.array([metrics.aggregate_iqm(scores)]),
             reps=BOOTSTRAP_REPS,
-            random_state=_rng(),
+            random_state=np.random.RandomState(BOOTSTRAP_SEED),
         )
     return {
         k: Interval(float(points[k][0]), float(cis[k][0, 0]), float(cis[k][1, 0])) for k in points
@@ -75,13 +85,12 @@ def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> In
     """
     from rliable import library, metrics
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+    with seeded_bootstrap():
         points, cis = library.get_interval_estimates(
             {"pair": (scores_x, scores_y)},
             lambda x, y: np.array([metrics.probability_of_improvement(x, y)]),
             reps=BOOTSTRAP_REPS,
-            random_state=_rng(),
+            random_state=np.random.RandomState(BOOTSTRAP_SEED),
         )
     return Interval(float(points["pair"][0]), float(cis["pair"][0, 0]), float(cis["pair"][1, 0]))
 

@@ -1,0 +1,120 @@
+"""Report statistics against hand-computed values, the leaderboard, and the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import plots, report
+from benchmark.results import COLUMNS, Cell, CellPaths, EvalRow, write_json, write_rows
+
+RANDOM, EXPERT = "vorb/walker-walk/random-v0", "vorb/walker-walk/expert-v0"
+
+
+def test_iqm_of_a_known_array() -> None:
+    # 0..7: the middle half is 2, 3, 4, 5 -> 3.5 (rliable trims 25% on each side).
+    interval = report.iqm_intervals({"a": np.arange(8.0).reshape(4, 2)})["a"]
+    assert interval.point == pytest.approx(3.5)
+    assert interval.low <= 3.5 <= interval.high
+    constant = report.iqm_intervals({"c": np.full((3, 2), 7.0)})["c"]
+    assert (constant.point, constant.low, constant.high) == pytest.approx((7.0, 7.0, 7.0))
+
+
+def test_iqm_intervals_are_seeded() -> None:
+    scores = {"a": np.random.default_rng(1).normal(size=(5, 3))}
+    assert report.iqm_intervals(scores) == report.iqm_intervals(scores)
+
+
+def test_mean_std_over_seeds() -> None:
+    assert report.mean_std(np.array([[1.0], [3.0]])) == pytest.approx((2.0, 1.0))
+    assert report.mean_std(np.array([[4.0]])) == pytest.approx((4.0, 0.0))
+
+
+def test_probability_of_improvement_on_constructed_cases() -> None:
+    # Pairs (x, y): 3>2 three times, 4>2 three times, 1<2 three times -> 6/9.
+    x, y = np.array([[3.0], [4.0], [1.0]]), np.array([[2.0], [2.0], [2.0]])
+    assert report.probability_of_improvement(x, y).point == pytest.approx(2 / 3)
+    assert report.probability_of_improvement(y + 5, y).point == pytest.approx(1.0)
+    assert report.probability_of_improvement(y, y).point == pytest.approx(0.5)  # ties count half
+
+
+def synthetic_table() -> pd.DataFrame:
+    """Two offline baselines on two datasets and an online one, 3 seeds, 3 evaluations each."""
+    rows = []
+    base = {"cql-curl": 60.0, "sac-curl-offline": 10.0, "sac-curl-online": 90.0}
+    for algo, level in base.items():
+        datasets = ["online"] if algo == "sac-curl-online" else [RANDOM, EXPERT]
+        for dataset in datasets:
+            for seed in range(3):
+                for step, fraction in ((100, 0.5), (200, 1.0), (300, 0.9)):
+                    score = level * fraction + seed
+                    rows.append(
+                        (algo, dataset, seed, "demo", step, step * 2, score * 10, 1.0, score, 1.0)
+                    )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def test_final_and_best_per_run() -> None:
+    runs = report.per_run_scores(synthetic_table())
+    one = runs[(runs["algo"] == "cql-curl") & (runs["dataset"] == EXPERT) & (runs["seed"] == 2)]
+    assert one["final"].item() == pytest.approx(60 * 0.9 + 2)  # last evaluation, not the best
+    assert one["best"].item() == pytest.approx(60 + 2)
+
+
+def test_leaderboard_rows_and_aggregate() -> None:
+    board = report.leaderboard(report.per_run_scores(synthetic_table()))
+    assert board["algo"].tolist()[:3] == ["sac-curl-online", "sac-curl-online", "sac-curl-offline"]
+    cql = board[(board["algo"] == "cql-curl") & (board["dataset"] == RANDOM)].iloc[0]
+    assert cql["final_mean"] == pytest.approx(54 + 1)  # seeds add 0, 1, 2
+    assert cql["final_std"] == pytest.approx(np.std([0, 1, 2]))
+    aggregate = board[(board["algo"] == "cql-curl") & (board["dataset"] == "aggregate")].iloc[0]
+    assert aggregate["runs"] == 3
+    assert aggregate["best_iqm"] == pytest.approx(61.0)  # IQM of 60,61,62 twice -> 61
+
+
+def test_improvement_of_cql_over_offline_sac() -> None:
+    result = report.improvement(report.per_run_scores(synthetic_table()))
+    assert result is not None and result["datasets"] == [EXPERT, RANDOM]
+    assert result["interval"].point == pytest.approx(1.0)
+
+
+def test_figures_render_non_trivial_images(tmp_path: Path) -> None:
+    table = synthetic_table()
+    names = plots.all_figures(table, report.per_run_scores(table), tmp_path)
+    pngs = [tmp_path / name for name in names if name.endswith(".png")]
+    assert {p.stem for p in pngs} == {
+        "learning_curves_update",
+        "aggregate_iqm",
+        "performance_profile",
+    }
+    assert all((tmp_path / name).stat().st_size > 1_000 for name in names)  # PDFs too
+    for png in pngs:
+        image = matplotlib.image.imread(png)
+        assert image.shape[0] > 200 and image.shape[1] > 200
+        assert image[..., :3].std() > 0.05  # not a blank canvas
+
+
+def write_synthetic_results(root: Path, table: pd.DataFrame) -> None:
+    for (algo, dataset, seed), rows in table.groupby(["algo", "dataset", "seed"]):
+        paths = CellPaths.of(root, Cell(algo, dataset, seed, "demo"))
+        write_rows(paths.evals, [EvalRow(**r) for r in rows.to_dict("records")])
+        references = {"min_score": 0.0, "max_score": 1000.0, "source": "dataset:test"}
+        evaluation = {"episodes": 2, "time_limit_s": 5.0, "seeds": [10000, 10001]}
+        setup = {"references": references, "evaluation": evaluation}
+        write_json(paths.meta, {"setup": setup, "git": {"commit": "abc"}})
+
+
+def test_report_command_writes_leaderboard_and_figures(tmp_path: Path) -> None:
+    write_synthetic_results(tmp_path / "runs", synthetic_table())
+    assert report.main(["--results", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "profile `demo`" in text and "demonstration, not results" in text
+    assert "P(cql-curl > sac-curl-offline)" in text and "dataset:test" in text
+    board = pd.read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert set(board["dataset"]) == {RANDOM, EXPERT, "online", "aggregate"}
+    assert (tmp_path / "out" / "figures" / "performance_profile.pdf").is_file()
+    assert report.main(["--results", str(tmp_path / "runs"), "--profile", "full"]) == 2
