@@ -119,6 +119,8 @@ def run_cell(task: CellTask) -> CellOutcome:
     with _cell_lock(paths) as locked:
         if not locked:
             return CellOutcome(task.cell, "busy", error="another process is running this cell")
+        for leftover in paths.folder.glob(".*.tmp"):  # half-written files of a killed attempt
+            leftover.unlink()
         try:
             _train_cell(task, paths)
         except Exception as error:

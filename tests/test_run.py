@@ -1,0 +1,157 @@
+"""The CLI in-process: selection, bad input, and failure isolation with a diverging baseline."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark import profiles, registry, run, runner
+from benchmark.registry import BaselineSpec
+from benchmark.results import CellPaths, load_results
+
+
+def test_help_lists_baselines_datasets_and_profiles(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in registry.names():
+        assert name in text and registry.get(name).summary in text
+    assert "vorb/walker-walk/medium-expert-v0" in text
+    for profile in profiles.PROFILES.values():
+        assert profile.describe() in text
+
+
+def test_plan_runs_online_baselines_once_per_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--plan", "--profile", "demo", "--seeds", "0", "5"]
+    assert (
+        run.main([*argv, "--datasets", "vorb/walker-walk/random-v0,vorb/walker-walk/expert-v0"])
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    offline = [n for n in registry.names() if registry.get(n).offline]
+    assert lines[1] == f"{len(offline) * 2 * 2 + 2} cells:"
+    online = [line for line in lines if "online" in line.split()]
+    assert len(online) == 2 and "seed 5" in online[1]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [(None, (0, 1)), (["3"], (0, 1, 2)), (["0", "4"], (0, 4)), (["7,"], (7,)), (["1,2"], (1, 2))],
+)
+def test_seed_lists(values: list[str] | None, expected: tuple[int, ...]) -> None:
+    assert run.parse_seeds(values, default_count=2) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--algos", "bc,nope"], "unknown baseline 'nope'; valid names: sac-curl-online"),
+        (["--datasets", "vorb/walker-walk/nope-v0"], "valid: default, all, vorb/walker-walk/"),
+        (["--seeds", "1", "x"], "seeds must be integers"),
+        (["--seeds", "-1", "2"], "non-negative"),
+        (["--seeds", "1", "1"], "seeds repeat"),
+        (["--seeds", "0"], "at least 1"),
+        (["--profile", "huge"], "invalid choice: 'huge'"),
+    ],
+)
+def test_bad_input_names_the_valid_choices(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--plan", *argv])
+    assert exit_info.value.code == run.EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_full_profile_without_datasets_says_how_to_get_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--profile", "full", "--algos", "bc", "--results", str(tmp_path / "r")]
+    assert run.main(argv) == run.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "python -m benchmark.datasets build vorb/walker-walk/random-v0" in error
+    assert "download" in error
+
+
+def test_unwritable_results_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("a file, not a folder")
+    argv = ["--profile", "smoke", "--algos", "bc", "--results", str(tmp_path / "file" / "r")]
+    assert run.main(argv) == run.EXIT_USAGE
+    assert "cannot write results under" in capsys.readouterr().err
+
+
+# -- failure isolation: a baseline that diverges at its second update ---------------------------
+@dataclasses.dataclass(frozen=True)
+class DivergingConfig:
+    batch_size: int = 4
+
+
+class DivergingAgent:
+    def __init__(self, config: Any, obs_shape: tuple, action_dim: int, device: Any) -> None:
+        self.action_dim, self.updates = action_dim, 0
+
+    def update(self, batch: Any) -> dict[str, float]:
+        self.updates += 1
+        return {"loss": float("nan") if self.updates >= 2 else 1.0}
+
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        return np.zeros(self.action_dim, dtype=np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = state["updates"]
+
+
+@pytest.fixture
+def diverging_baseline() -> str:
+    name = "test-diverging"
+    if name not in registry.names():
+        registry.register(
+            BaselineSpec(
+                name,
+                f"{__name__}:DivergingConfig",
+                f"{__name__}:DivergingAgent",
+                offline=True,
+                summary="diverges at its second update (tests)",
+            )
+        )
+    return name
+
+
+def in_process(tasks: list[runner.CellTask], workers: int, on_outcome: Any) -> list:
+    """The local launcher without worker processes, so that test-only baselines are visible."""
+    outcomes = [runner.run_cell(task) for task in tasks]
+    for outcome in outcomes:
+        on_outcome(outcome)
+    return outcomes
+
+
+def test_a_diverging_cell_fails_alone(
+    diverging_baseline: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(runner, "run_local", in_process)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # keep the test's settings
+    argv = ["--profile", "smoke", "--results", str(tmp_path / "r"), "--device", "cpu"]
+    argv += ["--algos", f"{diverging_baseline},sac-curl-offline"]
+    assert run.main(argv) == run.EXIT_FAILED_CELLS
+    out = capsys.readouterr().out
+    assert "failed" in out and "DivergedError: metric 'loss' is nan at update 2" in out
+    table = load_results(tmp_path / "r")
+    assert set(table["algo"]) == {"sac-curl-offline"} and table["update"].tolist() == [2, 4]
+    failed = next((tmp_path / "r").rglob("failed.json"))
+    assert "DivergedError" in json.loads(failed.read_text())["error"]
+    assert not (failed.parent / "done").exists()
+    cell = runner.Cell("sac-curl-offline", "vorb/walker-walk/random-v0", 0, "smoke")
+    assert CellPaths.of(tmp_path / "r", cell).done.exists()
