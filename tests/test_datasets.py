@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -240,25 +241,60 @@ def _need_checkpoints() -> None:
             pytest.skip(f"behaviour checkpoint {path} absent (benchmark.behaviour train writes it)")
 
 
-def test_policy_and_concat_recipes_build() -> None:
-    _need_checkpoints()
+def _build_tiny_medium_expert(target: str) -> None:
+    """Build a tiny medium-expert (its two parts first) and check it concatenates them."""
     mixed = build_dataset(
         "vorb/walker-walk/medium-expert-v0",
         transitions=40,
         time_limit_s=1.0,
         workers=1,
-        target_id="vorb-test/walker-walk/medium-expert-tiny-v0",
+        target_id=target,
         progress=False,
     )
-    parts = sorted(
-        d
-        for d in minari.list_local_datasets()
-        if d.startswith("vorb-test/walker-walk/medium-expert-tiny-part")
+    stem = target.rsplit("-v", 1)[0]
+    medium, expert = (
+        load_or_explain(f"{stem}-part-{name}-n20-ep20-v0") for name in ("medium", "expert")
     )
-    assert len(parts) == 2 and mixed.total_steps == 40
-    medium, expert = (minari.load_dataset(p) for p in parts if "medium-n" in p or "expert-n" in p)
-    part_actions = [
-        np.concatenate([e.actions for e in d.iterate_episodes()]) for d in (medium, expert)
-    ]
+    assert mixed.total_steps == 40 and medium.total_steps == expert.total_steps == 20
+    parts = [np.concatenate([e.actions for e in d.iterate_episodes()]) for d in (medium, expert)]
     mixed_actions = np.concatenate([e.actions for e in mixed.iterate_episodes()])
-    assert np.array_equal(mixed_actions, np.concatenate(part_actions))
+    assert np.array_equal(mixed_actions, np.concatenate(parts))
+    assert np.abs(mixed_actions).max() <= 1.0 and not np.array_equal(parts[0], parts[1])
+
+
+def test_policy_and_concat_code_paths_with_untrained_actors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    behaviour = pytest.importorskip("benchmark.behaviour")
+    recipes_dir = tmp_path / "recipes"
+    recipes_dir.mkdir()
+    for seed, name in enumerate(("medium", "expert")):
+        torch = pytest.importorskip("torch")
+        torch.manual_seed(seed)
+        cfg = behaviour.SACConfig()
+        actor = behaviour.Actor(24, 6, cfg)
+        behaviour.save_checkpoint(tmp_path / f"{name}.pt", actor.state_dict(), cfg, 24, 6, {})
+    for name in ("medium", "expert", "medium-expert"):
+        text = (REPO / "datasets" / f"walker-walk-{name}.toml").read_text()
+        text = text.replace("datasets/policies/", f"{tmp_path}/")
+        (recipes_dir / f"walker-walk-{name}.toml").write_text(text)
+    monkeypatch.setattr(recipes_module, "RECIPES_DIR", recipes_dir)
+    _build_tiny_medium_expert("vorb-test/walker-walk/me-untrained-v0")
+
+
+def test_policy_and_concat_recipes_build() -> None:
+    _need_checkpoints()
+    _build_tiny_medium_expert("vorb-test/walker-walk/medium-expert-tiny-v0")
+
+
+def test_full_build_digests_are_written_back_atomically(tmp_path: Path) -> None:
+    (tmp_path / "recipes").mkdir()
+    recipe_path = tmp_path / "recipes" / "walker-walk-random.toml"
+    recipe_path.write_text((REPO / "datasets" / "walker-walk-random.toml").read_text())
+    before = load_recipe(recipe_path)
+    digests = {key: f"{i:064x}" for i, key in enumerate(recipes_module.DIGEST_KEYS)}
+    recipes_module.write_digests(before, digests)
+    after = load_recipe(recipe_path)
+    assert after.digests == digests
+    assert dataclasses.replace(after, digests={}) == dataclasses.replace(before, digests={})
+    assert list(recipe_path.parent.iterdir()) == [recipe_path]  # no temporary file left

@@ -166,8 +166,9 @@ def get_recipe(dataset_id: str) -> Recipe:
 def write_digests(recipe: Recipe, digests: dict[str, str]) -> None:
     """Replace the recipe file's ``[digests]`` table (kept last in the file), atomically."""
     lines = recipe.path.read_text().splitlines()
-    if "[digests]" in (line.strip() for line in lines):
-        lines = lines[: [line.strip() for line in lines].index("[digests]")]
+    headers = [line.split("#", 1)[0].strip() for line in lines]
+    if "[digests]" in headers:
+        lines = lines[: headers.index("[digests]")]
     while lines and not lines[-1].strip():
         lines.pop()
     table = ["", "[digests]  # written by the build: sha256 of the stored arrays"]
