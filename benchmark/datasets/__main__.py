@@ -20,18 +20,30 @@ def _ids(name: str) -> list[str]:
         get_recipe(name)  # an unknown id fails here, listing the valid ones
         return [name]
     recipes = load_recipes()
-    return sorted(recipes, key=lambda i: recipes[i].source.kind == "concat")
+    order = ("random", "replay", "policy", "concat")  # cheapest first; concat reads the others
+    return sorted(recipes, key=lambda i: order.index(recipes[i].source.kind))
+
+
+def _size(dataset_id: str) -> str:
+    if not is_built(dataset_id):
+        return "not built"
+    return f"built, {folder_bytes(dataset_dir(dataset_id)) / 1e6:,.1f} MB"
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    for dataset_id, recipe in load_recipes().items():
-        size = (
-            f"built, {folder_bytes(dataset_dir(dataset_id)) / 1e9:.2f} GB"
-            if is_built(dataset_id)
-            else "not built"
-        )
+    import minari
+
+    recipes = load_recipes()
+    for dataset_id, recipe in recipes.items():
         count = recipe.transitions if recipe.transitions is not None else "all"
-        print(f"{dataset_id:40s} {recipe.source.kind:7s} {count!s:>7s} transitions  {size}")
+        print(
+            f"{dataset_id:40s} {recipe.source.kind:7s} {count!s:>7s} transitions  {_size(dataset_id)}"
+        )
+    others = [d for d in minari.list_local_datasets() if d not in recipes]
+    if others:
+        print("other local datasets (resized variants, downloads):")
+        for dataset_id in others:
+            print(f"  {dataset_id:38s} {_size(dataset_id)}")
 
 
 def cmd_build(args: argparse.Namespace) -> None:
