@@ -1,0 +1,118 @@
+"""The CLI end to end in subprocesses at smoke scale: every baseline, SIGKILL and resume, Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark import registry
+from benchmark.results import load_results, read_evals
+
+RANDOM = "vorb/walker-walk/random-v0"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def command(results: Path, *extra: str) -> list[str]:
+    base = [sys.executable, "-m", "benchmark.run", "--profile", "smoke", "--device", "cpu"]
+    return [*base, "--results", str(results), *extra]
+
+
+def run_cli(results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(results, *extra), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+
+
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """Everything but wall-clock time, which no two runs share."""
+    return table.drop(columns="seconds").reset_index(drop=True)
+
+
+def test_smoke_run_of_every_baseline(tmp_path: Path) -> None:
+    done = run_cli(tmp_path / "r", "--algos", "all", "--workers", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = load_results(tmp_path / "r")
+    names = registry.names()
+    assert sorted(table["algo"].unique()) == sorted(names)
+    for name in names:
+        rows = table[table["algo"] == name]
+        online = not registry.get(name).offline
+        assert rows["dataset"].unique().tolist() == ["online" if online else RANDOM]
+        assert rows["update"].tolist() == [2, 4]  # every 2 updates and at the end
+        assert (rows["env_steps"] > 0).all() == online
+        assert rows["normalized_score"].notna().all() and (rows["profile"] == "smoke").all()
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("meta.json")]
+    assert len(metas) == len(names) and {m["status"] for m in metas} == {"done"}
+    assert all(m["setup"]["config"]["batch_size"] == 8 for m in metas)
+    assert all(m["setup"]["profile"]["name"] == "smoke" and m["versions"]["torch"] for m in metas)
+    assert "done" in done.stdout and "final" in done.stdout  # the summary table
+
+    again = run_cli(tmp_path / "r", "--algos", "all", "--workers", "2")
+    assert again.returncode == 0 and again.stdout.count("skipped") == len(names)
+    assert comparable(load_results(tmp_path / "r")).equals(comparable(table))
+
+
+def files_intact(root: Path) -> None:
+    """Every file of every cell parses: no half-written table, metadata or checkpoint."""
+    for path in root.rglob("evals.csv"):
+        read_evals(path)
+    for path in root.rglob("*.json"):
+        json.loads(path.read_text())
+    for path in root.rglob("checkpoint.pt"):
+        torch.load(path, weights_only=False)
+
+
+def kill_after_first_checkpoint(results: Path, *extra: str) -> None:
+    process = subprocess.Popen(
+        command(results, *extra),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes the workers too
+    )
+    deadline = time.monotonic() + 300
+    while not any(results.rglob("checkpoint.pt")):
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    args = ("--algos", "sac-curl-offline", "--seeds", "2", "--workers", "1")  # cells in turn
+    kill_after_first_checkpoint(tmp_path / "killed", *args)
+    files_intact(tmp_path / "killed")
+    finished = sorted((tmp_path / "killed").rglob("done"))
+    assert len(finished) < 2, "everything finished before the kill: nothing was tested"
+    kept = {path.parent: read_evals(path.parent / "evals.csv") for path in finished}
+
+    resumed = run_cli(tmp_path / "killed", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    files_intact(tmp_path / "killed")
+    for folder, before in kept.items():  # finished cells were skipped, their rows untouched
+        assert read_evals(folder / "evals.csv").equals(before)
+
+    fresh = run_cli(tmp_path / "fresh", *args)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    killed, uninterrupted = load_results(tmp_path / "killed"), load_results(tmp_path / "fresh")
+    assert len(uninterrupted) == 4
+    pd.testing.assert_frame_equal(comparable(killed), comparable(uninterrupted))
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_ray_launcher_runs_a_cell_on_a_local_instance(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    done = run_cli(tmp_path / "r", "--algos", "sac-curl-offline", "--launcher", "ray")
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = load_results(tmp_path / "r")
+    assert table["algo"].tolist() == ["sac-curl-offline"] * 2 and table["update"].tolist() == [2, 4]
