@@ -78,11 +78,17 @@ class FrameReplay:
         self._current_start = -1
 
     # -- writing -------------------------------------------------------------------------------
+    def _reserve_frames(self, needed: int) -> None:
+        """Grow the frame store geometrically (amortised O(1) per frame, never O(n) per episode)."""
+        if needed <= self._frames.shape[0]:
+            return
+        size = max(needed, self._frames.shape[0] + self._frames.shape[0] // 4 + 16)
+        grown = torch.empty((size, *self._frames.shape[1:]), dtype=torch.uint8)
+        grown[: self.num_frames] = self._frames[: self.num_frames]
+        self._frames = grown
+
     def _push_frame(self, frame_hwc: np.ndarray) -> int:
-        if self.num_frames == self._frames.shape[0]:
-            grow = max(16, self._frames.shape[0] // 4)
-            extra = torch.empty((grow, *self._frames.shape[1:]), dtype=torch.uint8)
-            self._frames = torch.cat([self._frames, extra])
+        self._reserve_frames(self.num_frames + 1)
         self._frames[self.num_frames] = torch.from_numpy(np.ascontiguousarray(frame_hwc)).permute(
             2, 0, 1
         )
@@ -130,14 +136,9 @@ class FrameReplay:
             )
         start = self.num_frames
         needed = start + steps + 1
-        if needed > self._frames.shape[0]:
-            extra = torch.empty(
-                (needed - self._frames.shape[0], *self._frames.shape[1:]), dtype=torch.uint8
-            )
-            self._frames = torch.cat([self._frames, extra])
-        self._frames[start:needed] = torch.from_numpy(np.ascontiguousarray(frames_hwc)).permute(
-            0, 3, 1, 2
-        )
+        self._reserve_frames(needed)
+        # np.array copies: Minari hands out read-only arrays, which torch warns about.
+        self._frames[start:needed] = torch.from_numpy(np.array(frames_hwc)).permute(0, 3, 1, 2)
         span = slice(self.num_transitions, self.num_transitions + steps)
         self._obs_frame[span] = torch.arange(start, start + steps)
         self._episode_start[span] = start
@@ -241,6 +242,7 @@ class FrameReplay:
         height, width, channels = space.shape
         action_dim = int(np.prod(dataset.action_space.shape))
         replay = cls(total, (channels, height, width), action_dim, frame_stack)
+        replay._reserve_frames(total + dataset.total_episodes)  # N + 1 frames per episode
         for episode in dataset.iterate_episodes():
             room = total - replay.num_transitions
             if room <= 0:

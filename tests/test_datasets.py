@@ -134,6 +134,20 @@ def test_frames_round_trip_losslessly(tiny: minari.MinariDataset) -> None:
     assert np.array_equal(stored.actions, collected.actions)
 
 
+def test_episode_files_are_zstd_compressed_and_small(tiny: minari.MinariDataset) -> None:
+    import pyarrow.ipc
+
+    files = sorted(Path(tiny.storage.data_path).rglob("*.arrow"))
+    assert files, "no Arrow IPC files written"
+    with pyarrow.ipc.open_file(files[0]) as reader:
+        batch = reader.get_batch(0)
+        assert reader.stats.num_record_batches == 1 and batch.num_rows > 0
+    # IPC buffers of a compressed file start with their codec's frame magic; zstd's is 28b52ffd.
+    assert b"\x28\xb5\x2f\xfd" in files[0].read_bytes()
+    frame_bytes = sum(f.stat().st_size for f in files) / tiny.total_steps
+    assert frame_bytes < 84 * 84 * 3  # smaller than one raw frame: the frames are compressed
+
+
 def test_normalized_score_uses_reference_scores(tiny: minari.MinariDataset) -> None:
     low, high = tiny.storage.metadata["ref_min_score"], tiny.storage.metadata["ref_max_score"]
     assert high > low
