@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from baselines.common.optim import adam
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
 from benchmark.sampler import TransitionBatch
 
@@ -53,7 +54,7 @@ class CQLCURLAgent(SACCURLAgent):
     ) -> None:
         super().__init__(config, obs_shape, action_dim, device)
         self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
-        self.alpha_prime_opt = torch.optim.Adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
+        self.alpha_prime_opt = adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
 
     def critic_penalty(
         self,

@@ -49,6 +49,7 @@ from torch import nn
 from baselines.common.augment import random_crop
 from baselines.common.checkpoint import capture, restore
 from baselines.common.encoder import PixelEncoder
+from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
 from benchmark.sampler import TransitionBatch
 
@@ -122,7 +123,7 @@ class SACCURLAgent:
 
         self.critic_params = [*self.encoder.parameters(), *self.critic.parameters(), self.curl_w]
         betas = (cfg.beta1, 0.999)
-        self.critic_opt = torch.optim.Adam(
+        self.critic_opt = adam(
             [
                 {"params": [*self.encoder.parameters(), *self.critic.parameters()]},
                 {"params": [self.curl_w], "lr": cfg.curl_lr},
@@ -130,10 +131,8 @@ class SACCURLAgent:
             lr=cfg.critic_lr,
             betas=betas,
         )
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
-        self.alpha_opt = torch.optim.Adam(
-            [self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999)
-        )
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
+        self.alpha_opt = adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999))
         self.updates = 0
 
         self._conv = self.encoder.conv

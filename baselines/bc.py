@@ -1,0 +1,108 @@
+"""Behaviour cloning from pixels (V-D4RL's BC baseline, Lu et al. 2022).
+
+The shared CURL/DrQ conv trunk and an actor head (projection ``Linear -> LayerNorm -> tanh``,
+then an MLP), trained end to end on randomly shifted frames to reproduce the dataset's actions.
+
+Two policy kinds:
+- ``deterministic`` (default): ``a = tanh(mu(s))``, loss = mean squared error to the dataset
+  action. V-D4RL's BC computes the MSE on an action sampled with DrQ-v2's clipped exploration
+  noise (std scheduled 1.0 -> 0.1, clip 0.3); we clone the mean, the zero-noise case, so that
+  the acted and the trained action are the same.
+- ``gaussian``: a tanh-squashed Gaussian (SAC's actor), loss = negative log-likelihood of the
+  dataset action (clipped to +-(1 - 1e-6) before ``atanh``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from baselines.common.augment import random_shift
+from baselines.common.checkpoint import capture, restore
+from baselines.common.encoder import ConvTrunk
+from baselines.common.optim import adam
+from baselines.common.sac import SquashedGaussianActor, squashed_sample
+from benchmark.sampler import TransitionBatch
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Pixel behaviour cloning. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``) for BC."""
+
+    batch_size: int = 256  # V-D4RL cfgs/config.yaml
+    lr: float = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
+    feature_dim: int = 50  # V-D4RL cfgs/config.yaml
+    hidden_dim: int = 1024  # V-D4RL cfgs/algo/bc.yaml
+    num_layers: int = 4  # DrQ-v2 / CURL encoder: 4 conv layers
+    num_filters: int = 32  # DrQ-v2 / CURL encoder: 32 filters
+    aug_pad: int = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
+    policy: Literal["deterministic", "gaussian"] = "deterministic"  # VORB: MSE or NLL (above)
+    log_std_min: float = -10.0  # CURL actor bounds (gaussian policy only)
+    log_std_max: float = 2.0  # CURL actor bounds (gaussian policy only)
+
+
+class BCAgent:
+    """Pixel BC; the Agent protocol of ``baselines.common.training``."""
+
+    def __init__(
+        self,
+        config: BCConfig,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        device: torch.device | str,
+    ) -> None:
+        if config.policy not in ("deterministic", "gaussian"):
+            raise ValueError(f"policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
+        self.config, self.device = config, torch.device(device)
+        self.conv = ConvTrunk(obs_shape, config.num_layers, config.num_filters).to(self.device)
+        self.actor = SquashedGaussianActor(
+            self.conv.repr_dim,
+            config.feature_dim,
+            config.hidden_dim,
+            action_dim,
+            config.log_std_min,
+            config.log_std_max,
+        ).to(self.device)
+        self.params = [*self.conv.parameters(), *self.actor.parameters()]
+        self.opt = adam(self.params, lr=config.lr)
+        self.updates = 0
+
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        mu, log_std = self.actor(self.conv(random_shift(batch.obs, self.config.aug_pad)))
+        if self.config.policy == "deterministic":
+            loss = F.mse_loss(torch.tanh(mu), batch.action)
+        else:
+            loss = gaussian_nll(mu, log_std, batch.action)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.updates += 1
+        return {"bc_loss": loss.item()}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        mu, log_std = self.actor(self.conv(torch.as_tensor(obs, device=self.device)[None]))
+        if deterministic or self.config.policy == "deterministic":
+            return torch.tanh(mu)[0].cpu().numpy()
+        return self.actor.sample(mu, log_std)[0][0].cpu().numpy()
+
+    def _parts(self) -> dict[str, Any]:
+        return {"conv": self.conv, "actor": self.actor, "opt": self.opt, "updates": self.updates}
+
+    def state_dict(self) -> dict[str, Any]:
+        return capture(self._parts())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(restore(self._parts(), state)["updates"])
+
+
+def gaussian_nll(mu: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of ``action`` under tanh(N(mu, exp(log_std)))."""
+    bound = 1.0 - 1e-6
+    pre_tanh = torch.atanh(action.clamp(-bound, bound))
+    _, log_prob = squashed_sample(mu, log_std, (pre_tanh - mu) / log_std.exp())
+    return -log_prob.mean()

@@ -1,0 +1,183 @@
+"""DrQ+BC (V-D4RL, Lu et al. 2022): DrQ-v2's actor-critic with TD3+BC's actor term.
+
+Networks are DrQ-v2's, built from the shared parts: the conv trunk is the shared CURL/DrQ one
+(4 x 32 filters, 3x3, first stride 2: DrQ-v2's ``Encoder``), the critic's trunk
+``Linear -> LayerNorm -> tanh`` is the shared encoder's projection (so conv + projection is the
+shared :class:`PixelEncoder`), the actor has its own trunk on the detached conv output. Two
+small departures from DrQ-v2, both from sharing the encoder: inputs are scaled x/255 (DrQ-v2:
+x/255 - 0.5) and initialised as CURL's (delta-orthogonal convs; DrQ-v2: orthogonal).
+
+Update, in DrQ-v2's order: critic (TD target from the target critic at a' = mu(s') + clipped
+noise, with DrQ-v2's scheduled std, clip 0.3) steps the conv trunk and critic; then the actor,
+on detached conv features and the *updated* critic, minimises TD3+BC's
+``-lambda * mean Q(s, a) + MSE(a, a_data)`` with ``lambda = alpha / mean |Q|`` (alpha 2.5), where
+``a`` is the policy's action with clipped noise (V-D4RL: the same sampled action in both terms);
+then the soft target update of the critic (its trunk and Q heads; the conv is not copied: the
+target uses the online conv, as DrQ-v2).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.common.augment import random_shift
+from baselines.common.checkpoint import capture, restore
+from baselines.common.encoder import PixelEncoder, Projection
+from baselines.common.optim import adam
+from baselines.common.sac import DoubleQ, mlp, soft_update
+from benchmark.sampler import TransitionBatch
+
+
+@dataclass(frozen=True)
+class DrQBCConfig:
+    """DrQ+BC. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``), itself DrQ-v2's."""
+
+    batch_size: int = 256  # V-D4RL cfgs/config.yaml
+    lr: float = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
+    discount: float = 0.99  # V-D4RL cfgs/config.yaml
+    critic_tau: float = 0.01  # V-D4RL cfgs/algo/drqv2.yaml (critic_target_tau)
+    feature_dim: int = 50  # V-D4RL cfgs/config.yaml
+    hidden_dim: int = 1024  # V-D4RL cfgs/algo/drqv2.yaml
+    num_layers: int = 4  # DrQ-v2 encoder: 4 conv layers
+    num_filters: int = 32  # DrQ-v2 encoder: 32 filters
+    aug_pad: int = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
+    stddev_init: float = 1.0  # V-D4RL offline_dmc.yaml: stddev_schedule linear(1.0, 0.1, 250000)
+    stddev_final: float = 0.1  # same schedule
+    stddev_steps: int = 250_000  # same schedule; counted here in updates
+    stddev_clip: float = 0.3  # V-D4RL cfgs/algo/drqv2.yaml
+    bc_alpha: float = 2.5  # V-D4RL cfgs/config.yaml bc_weight (TD3+BC's alpha)
+
+
+class DeterministicActor(nn.Module):
+    """DrQ-v2's actor: trunk (projection) on conv features, MLP, tanh mean."""
+
+    def __init__(self, repr_dim: int, feature_dim: int, hidden_dim: int, action_dim: int) -> None:
+        super().__init__()
+        self.projection = Projection(repr_dim, feature_dim)
+        self.policy = mlp(feature_dim, hidden_dim, action_dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.policy(self.projection(h)))
+
+
+class DrQBCAgent:
+    """DrQ-v2 + TD3+BC from pixels; the Agent protocol of ``baselines.common.training``."""
+
+    def __init__(
+        self,
+        config: DrQBCConfig,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        device: torch.device | str,
+    ) -> None:
+        cfg = config
+        self.config, self.device = config, torch.device(device)
+        self.encoder = PixelEncoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        self.critic = DoubleQ(cfg.feature_dim, action_dim, cfg.hidden_dim)
+        self.actor = DeterministicActor(
+            self.encoder.conv.repr_dim, cfg.feature_dim, cfg.hidden_dim, action_dim
+        )
+        for module in (self.encoder, self.critic, self.actor):
+            module.to(self.device)
+        self.target_projection = copy.deepcopy(self.encoder.projection).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.critic_params = [*self.encoder.parameters(), *self.critic.parameters()]
+        # DrQ-v2 has encoder and critic optimisers with the same settings: one Adam is the same.
+        self.critic_opt = adam(self.critic_params, lr=cfg.lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.lr)
+        self.updates = 0
+
+    def stddev(self) -> float:
+        """DrQ-v2's ``linear(init, final, steps)`` schedule at the current update."""
+        cfg = self.config
+        mix = min(self.updates / cfg.stddev_steps, 1.0)
+        return (1.0 - mix) * cfg.stddev_init + mix * cfg.stddev_final
+
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        cfg = self.config
+        std = self.stddev()
+        obs = random_shift(batch.obs, cfg.aug_pad)
+        next_obs = random_shift(batch.next_obs, cfg.aug_pad)
+        h = self.encoder.conv(obs)
+        with torch.no_grad():
+            h_next = self.encoder.conv(next_obs)
+            next_action = clipped_noise_action(self.actor(h_next), std, cfg.stddev_clip)
+            target_q = torch.min(*self.critic_target(self.target_projection(h_next), next_action))
+            target_q = batch.reward + batch.not_done * cfg.discount * target_q
+        q1, q2 = self.critic(self.encoder.projection(h), batch.action)
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        h = h.detach()
+        action = clipped_noise_action(self.actor(h), std, cfg.stddev_clip)
+        q = torch.min(*self.critic(self.encoder.projection(h), action))
+        actor_loss, bc_loss = td3_bc_actor_loss(q, action, batch.action, cfg.bc_alpha)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward(inputs=list(self.actor.parameters()))
+        self.actor_opt.step()
+
+        soft_update(self.encoder.projection, self.target_projection, cfg.critic_tau)
+        soft_update(self.critic, self.critic_target, cfg.critic_tau)
+        self.updates += 1
+        metrics = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "bc_loss": bc_loss,
+            "q1": q1.mean(),
+        }
+        values = torch.stack([value.detach() for value in metrics.values()]).tolist()
+        return dict(zip(metrics, values, strict=True)) | {"stddev": std}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """The mean action; with ``deterministic=False``, plus unclipped scheduled noise
+        (DrQ-v2's ``dist.sample(clip=None)``), clamped to [-1, 1]."""
+        action = self.actor(self.encoder.conv(torch.as_tensor(obs, device=self.device)[None]))
+        if not deterministic:
+            action = (action + self.stddev() * torch.randn_like(action)).clamp(-1.0, 1.0)
+        return action[0].cpu().numpy()
+
+    def _parts(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder,
+            "critic": self.critic,
+            "actor": self.actor,
+            "target_projection": self.target_projection,
+            "critic_target": self.critic_target,
+            "critic_opt": self.critic_opt,
+            "actor_opt": self.actor_opt,
+            "updates": self.updates,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return capture(self._parts())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(restore(self._parts(), state)["updates"])
+
+
+def clipped_noise_action(mean: torch.Tensor, std: float, clip: float) -> torch.Tensor:
+    """DrQ-v2's ``TruncatedNormal.sample(clip)``: mean + clamp(std * eps, +-clip), clamped into
+    (-1, 1) with a straight-through gradient (the clamp passes gradients unchanged)."""
+    noisy = mean + (std * torch.randn_like(mean)).clamp(-clip, clip)
+    bound = 1.0 - 1e-6
+    return noisy - noisy.detach() + noisy.detach().clamp(-bound, bound)
+
+
+def td3_bc_actor_loss(
+    q: torch.Tensor, action: torch.Tensor, data_action: torch.Tensor, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """TD3+BC (Fujimoto and Gu 2021, eq. 5): -lambda mean Q + MSE, lambda = alpha / mean|Q|
+    (not differentiated). Returns (total loss, the MSE term)."""
+    bc_loss = F.mse_loss(action, data_action)
+    lam = alpha / q.detach().abs().mean()
+    return -lam * q.mean() + bc_loss, bc_loss
