@@ -30,7 +30,11 @@ from benchmark.behaviour import (
     parse_args,
     random_policy_action,
 )
-from benchmark.envs import ENV_ID
+from benchmark.envs import ENV_ID, ensure_headless_gl
+
+# MuJoCo picks its GL backend when dm_control is first imported: choose a headless one before a
+# state env (which does not render) imports it, or the pixel env later fails to make a context.
+ensure_headless_gl()
 
 EXPERT = POLICY_DIR / "expert.pt"
 MEDIUM = POLICY_DIR / "medium.pt"
