@@ -108,9 +108,11 @@ PROFILES: dict[str, Profile] = {
             ),
         ),
         Profile(
+            # Budget: ~5 min of training on an idle 2-core CPU (measured per-update and
+            # per-episode costs of every baseline at batch 32, one torch thread per worker).
             name="demo",
-            updates=150,
-            eval_interval=50,
+            updates=120,
+            eval_interval=40,
             eval_episodes=2,
             episode_time_limit_s=5.0,  # 100 agent steps
             dataset_transitions=2_000,
