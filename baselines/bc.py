@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines.common.augment import random_shift
-from baselines.common.checkpoint import capture, restore
+from baselines.common.checkpoint import Checkpointable
 from baselines.common.encoder import ConvTrunk
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
@@ -45,7 +45,7 @@ class BCConfig:
     log_std_max: float = 2.0  # CURL actor bounds (gaussian policy only)
 
 
-class BCAgent:
+class BCAgent(Checkpointable):
     """Pixel BC; the Agent protocol of ``baselines.common.training``."""
 
     def __init__(
@@ -92,12 +92,6 @@ class BCAgent:
 
     def _parts(self) -> dict[str, Any]:
         return {"conv": self.conv, "actor": self.actor, "opt": self.opt, "updates": self.updates}
-
-    def state_dict(self) -> dict[str, Any]:
-        return capture(self._parts())
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(restore(self._parts(), state)["updates"])
 
 
 def gaussian_nll(mu: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

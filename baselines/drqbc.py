@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.augment import random_shift
-from baselines.common.checkpoint import capture, restore
+from baselines.common.checkpoint import Checkpointable
 from baselines.common.encoder import PixelEncoder, Projection
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, mlp, soft_update
@@ -67,7 +67,7 @@ class DeterministicActor(nn.Module):
         return torch.tanh(self.policy(self.projection(h)))
 
 
-class DrQBCAgent:
+class DrQBCAgent(Checkpointable):
     """DrQ-v2 + TD3+BC from pixels; the Agent protocol of ``baselines.common.training``."""
 
     def __init__(
@@ -157,12 +157,6 @@ class DrQBCAgent:
             "actor_opt": self.actor_opt,
             "updates": self.updates,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return capture(self._parts())
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(restore(self._parts(), state)["updates"])
 
 
 def clipped_noise_action(mean: torch.Tensor, std: float, clip: float) -> torch.Tensor:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.augment import random_crop
-from baselines.common.checkpoint import capture, restore
+from baselines.common.checkpoint import Checkpointable
 from baselines.common.encoder import PixelEncoder
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
@@ -84,7 +84,7 @@ class SACCURLConfig:
     amp: bool = False  # bf16 autocast around the forward passes (VORB; meant for GPUs)
 
 
-class SACCURLAgent:
+class SACCURLAgent(Checkpointable):
     """SAC with a CURL-trained pixel encoder; the Agent protocol of ``baselines.common.training``."""
 
     def __init__(
@@ -249,12 +249,6 @@ class SACCURLAgent:
             "alpha_opt": self.alpha_opt,
             "updates": self.updates,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return capture(self._parts())
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(restore(self._parts(), state)["updates"])
 
 
 # -- losses (pure functions, tested on hand-built inputs) -------------------------------------

@@ -23,34 +23,32 @@ from benchmark.envs import ENV_ID
 from benchmark.sampler import FrameReplay
 
 DEVICE = torch.device("cpu")
-EPISODES, ACTION_DIM = 4, 6
+EPISODES, ACTION_DIM = 6, 6
+POSE_DIMS = 15  # walker state: 14 body orientations + torso height (what one frame shows)
 
 
 def controller(state: np.ndarray) -> np.ndarray:
-    """A fixed proprioceptive controller: a deterministic function of the walker's state."""
-    gains = np.random.default_rng(1).normal(scale=0.5, size=(ACTION_DIM, state.shape[0]))
-    return np.tanh(gains @ state).astype(np.float32)
+    """A fixed "expert-ish" controller: a deterministic function of the walker's pose, which
+    the frames show, so a pixel policy can learn it."""
+    gains = np.random.default_rng(1).normal(size=(ACTION_DIM, POSE_DIMS))
+    return np.tanh(gains @ state[:POSE_DIMS]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def episodes() -> list[dict[str, np.ndarray]]:
-    """Real 20-step episodes: half random actions, half the controller with a little noise."""
+    """Real 20-step episodes of the pixel walker, acted by the controller plus N(0, 0.05) noise."""
     env = gym.make(ENV_ID, time_limit_s=1.0)
     rng = np.random.default_rng(0)
     collected = []
     for episode in range(EPISODES):
         obs, _ = env.reset(seed=episode)
-        frames, states, actions, rewards, terminations = [obs["pixels"]], [obs["state"]], [], [], []
+        frames, actions, rewards, terminations = [obs["pixels"]], [], [], []
         done = False
         while not done:
-            if episode % 2:
-                action = rng.uniform(-1, 1, ACTION_DIM).astype(np.float32)
-            else:
-                noise = rng.normal(scale=0.05, size=ACTION_DIM)
-                action = np.clip(controller(obs["state"]) + noise, -1, 1).astype(np.float32)
+            noise = rng.normal(scale=0.05, size=ACTION_DIM)
+            action = np.clip(controller(obs["state"]) + noise, -1, 1).astype(np.float32)
             obs, reward, terminated, truncated, _ = env.step(action)
             frames.append(obs["pixels"])
-            states.append(obs["state"])
             actions.append(action)
             rewards.append(reward)
             terminations.append(terminated)
@@ -58,7 +56,6 @@ def episodes() -> list[dict[str, np.ndarray]]:
         collected.append(
             {
                 "frames": np.stack(frames),
-                "states": np.stack(states),
                 "actions": np.stack(actions),
                 "rewards": np.asarray(rewards, dtype=np.float32),
                 "terminations": np.asarray(terminations),
@@ -148,6 +145,8 @@ def test_updates_are_finite_and_actions_bounded(name: str, replay: FrameReplay) 
 @pytest.mark.parametrize("name", registry.names())
 def test_loss_falls_on_a_fixed_batch(name: str, replay: FrameReplay) -> None:
     spec = registry.get(name)
+    if not spec.offline:
+        pytest.skip("the same agent class as its offline registration, tested there")
     torch.manual_seed(0)
     agent = spec.agent_class()(small_config(spec), replay.obs_shape, ACTION_DIM, DEVICE)
     batch = replay.sample(16, torch.Generator().manual_seed(0))
@@ -201,3 +200,28 @@ def test_different_seeds_give_different_networks(name: str, replay: FrameReplay)
     second = trainer_for(name, replay, seed=1).agent.state_dict()
     left, right = tensors(first), tensors(second)
     assert any(not torch.equal(left[k], right[k]) for k in left)
+
+
+def test_bc_learns_the_controller_on_held_out_transitions(replay: FrameReplay) -> None:
+    """BC from pixels predicts held-out actions (every 4th transition, never trained on) with
+    an MSE under a quarter of the best constant predictor's (the training mean action).
+
+    Measured: about 0.05 against 0.45 after 100 updates; a policy that ignores the frames
+    stays near 0.45, so this fails when BC does not learn from pixels.
+    """
+    held_out = torch.arange(1, len(replay), 4)
+    train_mask = torch.ones(len(replay), dtype=torch.bool)
+    train_mask[held_out] = False
+    train = torch.arange(len(replay))[train_mask]
+    torch.manual_seed(0)
+    spec = registry.get("bc")
+    config = small_config(spec, batch_size=32, hidden_dim=256, num_filters=16, lr=1e-3)
+    agent = spec.agent_class()(config, replay.obs_shape, ACTION_DIM, DEVICE)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        agent.update(replay.get(train[torch.randint(len(train), (32,), generator=generator)]))
+    test = replay.get(held_out)
+    predicted = torch.stack([torch.from_numpy(agent.act(o.numpy(), True)) for o in test.obs])
+    bc_mse = ((predicted - test.action) ** 2).mean().item()
+    constant_mse = ((replay.get(train).action.mean(0) - test.action) ** 2).mean().item()
+    assert bc_mse < 0.25 * constant_mse, (bc_mse, constant_mse)

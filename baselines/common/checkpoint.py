@@ -42,3 +42,18 @@ def restore(parts: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         else:
             numbers[name] = state[name]
     return numbers
+
+
+class Checkpointable:
+    """Mixin for agents: ``state_dict``/``load_state_dict`` from the agent's ``_parts()``
+    (name -> module, optimiser, tensor or counter); counters are assigned back as attributes."""
+
+    def _parts(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return capture(self._parts())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in restore(self._parts(), state).items():
+            setattr(self, name, value)
