@@ -112,18 +112,18 @@ class DivergingAgent:
 
 
 @pytest.fixture
-def diverging_baseline() -> str:
+def diverging_baseline(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Registered for this test only (the registry forbids re-registering; the entry goes)."""
     name = "test-diverging"
-    if name not in registry.names():
-        registry.register(
-            BaselineSpec(
-                name,
-                f"{__name__}:DivergingConfig",
-                f"{__name__}:DivergingAgent",
-                offline=True,
-                summary="diverges at its second update (tests)",
-            )
-        )
+    registry.names()  # the built-ins first, so that they keep their order
+    spec = BaselineSpec(
+        name,
+        f"{__name__}:DivergingConfig",
+        f"{__name__}:DivergingAgent",
+        offline=True,
+        summary="diverges at its second update (tests)",
+    )
+    monkeypatch.setitem(registry._REGISTRY, name, spec)
     return name
 
 
