@@ -169,7 +169,7 @@ def test_expert_beats_random_on_a_short_episode(expert: BehaviourPolicy) -> None
     expert_mean = np.mean([short_return(env, expert.act, s) for s in seeds])
     random_mean = np.mean([short_return(env, behaviour.random_act, s) for s in seeds])
     env.close()
-    # Random actions earn about 0.1 a step here; the expert stands and walks within 80 steps.
+    # Measured on these seeds: random about 7, the committed expert about 100 (medium about 70).
     assert expert_mean > random_mean + 40.0, (expert_mean, random_mean)
 
 
