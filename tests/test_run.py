@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -127,6 +128,14 @@ def diverging_baseline(monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
+@pytest.fixture(autouse=True)
+def restore_torch_threads() -> Any:
+    """Cells run in-process set torch's thread count (to 1, what a worker gets): put it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def in_process(tasks: list[runner.CellTask], workers: int, on_outcome: Any) -> list:
     """The local launcher without worker processes, so that test-only baselines are visible."""
     outcomes = [runner.run_cell(task) for task in tasks]
@@ -142,7 +151,6 @@ def test_a_diverging_cell_fails_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(runner, "run_local", in_process)
-    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # keep the test's settings
     argv = ["--profile", "smoke", "--results", str(tmp_path / "r"), "--device", "cpu"]
     argv += ["--algos", f"{diverging_baseline},sac-curl-offline"]
     assert run.main(argv) == run.EXIT_FAILED_CELLS
@@ -155,3 +163,46 @@ def test_a_diverging_cell_fails_alone(
     assert not (failed.parent / "done").exists()
     cell = runner.Cell("sac-curl-offline", "vorb/walker-walk/random-v0", 0, "smoke")
     assert CellPaths.of(tmp_path / "r", cell).done.exists()
+
+
+# -- online resume: checkpoints wait for an episode boundary -----------------------------------
+ONLINE_PROFILE = dataclasses.replace(
+    profiles.get("smoke"),
+    name="smoke-online-resume",
+    updates=30,
+    eval_interval=10,  # evaluations at 10, 20, 30; episodes of 20 agent steps end at 20, 40
+    config_overrides=(("batch_size", 4), ("initial_random_steps", 5), ("replay_capacity", 100)),
+)
+
+
+def online_task(root: Path) -> runner.CellTask:
+    cell = runner.Cell("sac-curl-online", "online", 0, ONLINE_PROFILE.name)
+    return runner.CellTask(cell, str(root), "cpu", threads=1, dataset_id=None, progress=False)
+
+
+def test_online_cell_resumes_from_an_episode_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(profiles.PROFILES, ONLINE_PROFILE.name, ONLINE_PROFILE)
+    assert runner.run_cell(online_task(tmp_path / "fresh")).status == "done"
+
+    evaluate, calls = runner._evaluate, []
+
+    def crash_at_third(run: Any, env: Any, seconds: float) -> None:
+        calls.append(run.trainer.updates)
+        if len(calls) == 3:
+            raise RuntimeError("simulated crash")
+        evaluate(run, env, seconds)
+
+    monkeypatch.setattr(runner, "_evaluate", crash_at_third)
+    crashed = runner.run_cell(online_task(tmp_path / "crashed"))
+    assert crashed.status == "failed" and "simulated crash" in str(crashed.error)
+    state = torch.load(next((tmp_path / "crashed").rglob("checkpoint.pt")), weights_only=False)
+    assert state["trainer"]["agent_steps"] % 20 == 0  # taken at an episode boundary
+    assert [row["update"] for row in state["rows"]] == [10]  # the row at 20 came after it
+
+    monkeypatch.setattr(runner, "_evaluate", evaluate)
+    assert runner.run_cell(online_task(tmp_path / "crashed")).status == "done"
+    resumed, fresh = load_results(tmp_path / "crashed"), load_results(tmp_path / "fresh")
+    assert fresh["update"].tolist() == [10, 20, 30]
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), fresh.drop(columns="seconds"))
