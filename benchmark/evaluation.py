@@ -120,7 +120,7 @@ def _returns_file_references() -> ReferenceScores | None:
     low, high = _mean_return(returns.get("random")), _mean_return(returns.get("expert"))
     if low is None or high is None:
         return None
-    return ReferenceScores(low, high, str(RETURNS_FILE))
+    return ReferenceScores(low, high, "/".join(RETURNS_FILE.parts[-3:]))  # datasets/policies/...
 
 
 def _mean_return(entry: Any) -> float | None:
