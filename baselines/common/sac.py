@@ -15,9 +15,9 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     """Two hidden ReLU layers, as CURL's actor trunk and Q functions."""
     net = nn.Sequential(
         nn.Linear(in_dim, hidden_dim),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Linear(hidden_dim, hidden_dim),
-        nn.ReLU(),
+        nn.ReLU(inplace=True),
         nn.Linear(hidden_dim, out_dim),
     )
     net.apply(orthogonal_init)
