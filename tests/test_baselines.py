@@ -15,12 +15,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import benchmark  # noqa: F401  (registers the ids)
+from baselines.common.augment import random_crop
 from baselines.common.training import make_trainer
+from baselines.sac_curl import curl_logits, td_target
 from benchmark import registry
 from benchmark.envs import ENV_ID
-from benchmark.sampler import FrameReplay
+from benchmark.sampler import FrameReplay, TransitionBatch
 
 DEVICE = torch.device("cpu")
 EPISODES, ACTION_DIM = 6, 6
@@ -225,3 +228,55 @@ def test_bc_learns_the_controller_on_held_out_transitions(replay: FrameReplay) -
     bc_mse = ((predicted - test.action) ** 2).mean().item()
     constant_mse = ((replay.get(train).action.mean(0) - test.action) ** 2).mean().item()
     assert bc_mse < 0.25 * constant_mse, (bc_mse, constant_mse)
+
+
+def test_fused_sac_curl_gradients_equal_the_straightforward_computation() -> None:
+    """The fused update (one online encode of obs, target encodes batched) gives the gradients
+    of the plain computation that encodes obs separately for the critic, the CURL anchor and
+    the actor, on the same augmentations and noise."""
+    spec = registry.get("sac-curl-offline")
+    torch.manual_seed(0)
+    fused = spec.agent_class()(small_config(spec), (9, 84, 84), ACTION_DIM, DEVICE)
+    plain = spec.agent_class()(small_config(spec), (9, 84, 84), ACTION_DIM, DEVICE)
+    plain.load_state_dict(fused.state_dict())
+    generator = torch.Generator().manual_seed(1)
+    size = 8
+    batch = TransitionBatch(
+        obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, generator=generator),
+        action=torch.rand((size, ACTION_DIM), generator=generator) * 2 - 1,
+        reward=torch.rand((size, 1), generator=generator),
+        next_obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, generator=generator),
+        not_done=torch.ones((size, 1)),
+    )
+    torch.manual_seed(2)
+    fused.update(batch)
+
+    torch.manual_seed(2)  # the same draws, in the same order, as the fused update
+    cfg, p = plain.config, plain
+    obs, next_obs, positive = (
+        random_crop(x, cfg.aug_pad) for x in (batch.obs, batch.next_obs, batch.obs)
+    )
+    alpha = p.log_alpha.detach().exp()
+    with torch.no_grad():
+        next_action, next_log_pi = p.actor.sample(*p.actor(p.encoder.conv(next_obs)))
+        target_q = td_target(
+            *p.critic_target(p.encoder_target(next_obs), next_action),
+            next_log_pi,
+            alpha,
+            batch.reward,
+            batch.not_done,
+            cfg.discount,
+        )
+        key = p.encoder_target(positive)
+    q1, q2 = p.critic(p.encoder(obs), batch.action)
+    critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+    logits = curl_logits(p.encoder(obs), key, p.curl_w)
+    curl_loss = F.cross_entropy(logits, torch.arange(size))
+    pi, log_pi = p.actor.sample(*p.actor(p.encoder.conv(obs).detach()))
+    actor_loss = (alpha * log_pi - torch.min(*p.critic(p.encoder(obs).detach(), pi))).mean()
+    critic_grads = torch.autograd.grad(critic_loss + curl_loss, p.critic_params)
+    actor_grads = torch.autograd.grad(actor_loss, list(p.actor.parameters()))
+    expected = [*critic_grads, *actor_grads]
+    got = [param.grad for param in [*fused.critic_params, *fused.actor.parameters()]]
+    for want, have in zip(expected, got, strict=True):
+        torch.testing.assert_close(have, want, rtol=1e-3, atol=1e-5)  # float summation order
