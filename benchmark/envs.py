@@ -14,6 +14,7 @@ Observations are a dict so that a dataset can keep everything a step produced:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -90,6 +91,11 @@ class DMCWalker(gym.Env):
     ) -> None:
         if pixels:
             ensure_headless_gl()
+        else:
+            # dm_control fixes its GL backend at first import: choose it now even for a state
+            # env, or a pixel env made later in the same process cannot render.
+            with contextlib.suppress(HeadlessGLError):
+                ensure_headless_gl()
         from dm_control import suite
         from shimmy.utils.dm_env import dm_spec2gym_space
 

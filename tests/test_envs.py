@@ -92,3 +92,24 @@ def test_spec_serialises_and_recovers_in_fresh_process() -> None:
         timeout=300,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [[84, 84, 3], 2]
+
+
+def test_pixel_env_renders_after_a_state_env_in_a_fresh_process() -> None:
+    code = (
+        "import os, gymnasium as gym, benchmark\n"
+        "os.environ.pop('MUJOCO_GL', None)\n"
+        "gym.make('vorb/walker-walk-state-v0').close()\n"
+        "env = gym.make('vorb/walker-walk-pixels-v0')\n"
+        "print(env.reset(seed=0)[0]['pixels'].shape)\n"
+        "env.close()\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MUJOCO_GL"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "(84, 84, 3)"
