@@ -30,6 +30,16 @@ EPISODES, ACTION_DIM = 6, 6
 POSE_DIMS = 15  # walker state: 14 body orientations + torso height (what one frame shows)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Any:
+    """One intra-op thread: the networks here are tiny, and on a shared 2-core machine a
+    second thread mostly waits for the first (measured several times slower under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def controller(state: np.ndarray) -> np.ndarray:
     """A fixed "expert-ish" controller: a deterministic function of the walker's pose, which
     the frames show, so a pixel policy can learn it."""
@@ -280,3 +290,12 @@ def test_fused_sac_curl_gradients_equal_the_straightforward_computation() -> Non
     got = [param.grad for param in [*fused.critic_params, *fused.actor.parameters()]]
     for want, have in zip(expected, got, strict=True):
         torch.testing.assert_close(have, want, rtol=1e-3, atol=1e-5)  # float summation order
+
+
+def test_cql_lagrange_variant_trains_its_multiplier(replay: FrameReplay) -> None:
+    """With ``with_lagrange`` alpha' moves (up while the gap exceeds its target) and the
+    update stays finite; a zero target makes the initial gap an excess."""
+    trainer = trainer_for("cql-curl", replay, with_lagrange=True, target_action_gap=0.0)
+    metrics = [trainer.step() for _ in range(3)]
+    assert all(np.isfinite(v) for m in metrics for v in m.values())
+    assert metrics[0]["alpha_prime"] == 1.0 < metrics[-1]["alpha_prime"]
