@@ -44,20 +44,34 @@ def curves_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def learning_curves(table: pd.DataFrame, out_dir: Path, x: str = "update") -> list[str]:
-    """One panel per dataset: the mean over seeds as a line, the seeds' min-max range shaded."""
+    """One panel per dataset: the mean over seeds as a line, the seeds' min-max range shaded.
+
+    Colours follow one baseline order in every panel; online baselines are dashed.
+    """
+    from benchmark.report import algo_order
+
     frame = curves_frame(table)
     datasets = sorted(frame["dataset"].unique())
+    order = algo_order(frame)
+    palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
+    online = set(table.loc[table["dataset"] == ONLINE, "algo"])
+    dashes = {algo: (4, 2) if algo in online else "" for algo in order}
     figure, axes = plt.subplots(
         1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False, sharey=True
     )
-    for axis, dataset in zip(axes[0], datasets, strict=True):
+    for index, (axis, dataset) in enumerate(zip(axes[0], datasets, strict=True)):
         sns.lineplot(
             data=frame[frame["dataset"] == dataset],
             x=x,
             y="normalized_score",
             hue="algo",
+            hue_order=order,
+            palette=palette,
+            style="algo",
+            dashes=dashes,
             estimator="mean",
             errorbar=("pi", 100),  # the 0-100th percentile interval: min to max over seeds
+            legend=index == 0,
             ax=axis,
         )
         axis.set(title=dataset.split("/")[-1], xlabel=x.replace("_", " "), ylabel=SCORE_LABEL)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import profiles
+from benchmark.profiles import FULL_EPISODE_S
 from benchmark.results import atomic_write_text, load_meta, load_results
 
 BOOTSTRAP_REPS = 2_000
@@ -206,21 +207,33 @@ def markdown(
 
 
 def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
-    sources = sorted({m["setup"]["references"]["source"] for m in meta if "setup" in m})
-    evaluation = next((m["setup"]["evaluation"] for m in meta if "setup" in m), {})
+    setups = [m["setup"] for m in meta if "setup" in m]
+    references = sorted(
+        {
+            f"{r['source']} (min {r['min_score']:.1f}, max {r['max_score']:.1f})"
+            for r in (s["references"] for s in setups)
+        }
+    )
+    evaluation = setups[0]["evaluation"] if setups else {}
     commits = sorted({str(m.get("git", {}).get("commit"))[:10] for m in meta})
-    return [
+    lines = [
         f"- Profile `{profile.name}`: {profile.describe()}.",
         f"- Evaluation: {evaluation.get('episodes')} episode(s) of {evaluation.get('time_limit_s')} s "
         f"on reset seeds {evaluation.get('seeds')}, deterministic actions, a separate evaluation "
         "environment.",
         "- Normalised score: 100 x (return - ref_min) / (ref_max - ref_min) (Minari's "
-        f"`get_normalized_score`); references from: {', '.join(sources) or 'unknown'}.",
+        f"`get_normalized_score`); references: {'; '.join(references) or 'unknown'}.",
         "- Final = last evaluation; best = best evaluation of a run. mean ± std over seeds "
         f"(population std); IQM with a 95% stratified bootstrap interval (rliable, "
         f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}).",
         f"- Code: commit(s) {', '.join(commits)}; per-run metadata in `runs/<profile>/...`.",
     ]
+    if profile.episode_time_limit_s < FULL_EPISODE_S:
+        lines.append(
+            "- Episodes here are shorter than the 500 agent steps the references were measured "
+            "on, so normalised scores are compressed (a random policy scores below 0)."
+        )
+    return lines
 
 
 def _table(frame: pd.DataFrame) -> list[str]:
