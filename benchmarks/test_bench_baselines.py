@@ -75,17 +75,20 @@ def test_bench_paired_ratio(
         config, OBS_SHAPE, ACTION_DIM, torch.device("cpu")
     )
     times: dict[str, list[float]] = {"reference": [], "fused": []}
+    cpu_times: dict[str, list[float]] = {"reference": [], "fused": []}
 
     def pair() -> None:
         for key, agent in (("reference", reference), ("fused", fused)):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             agent.update(batch)
             times[key].append(time.perf_counter() - start)
+            cpu_times[key].append(time.process_time() - cpu_start)
 
     benchmark.pedantic(pair, rounds=2 * ROUNDS, warmup_rounds=WARMUP, iterations=1)
     median = {key: statistics.median(values[WARMUP:]) for key, values in times.items()}
+    cpu = {key: statistics.median(values[WARMUP:]) for key, values in cpu_times.items()}
     ratio = median["reference"] / median["fused"]
-    benchmark.extra_info |= {"paired_ratio": ratio, "paired_median_s": median}
+    benchmark.extra_info |= {"paired_ratio": ratio, "paired_median_s": median, "cpu_s": cpu}
     with capsys.disabled():
         print(f"\nupdates/s at batch {BATCH}, {torch.get_num_threads()} threads:")
         for key, mean in MEANS.items():
@@ -93,3 +96,5 @@ def test_bench_paired_ratio(
         for key, value in median.items():
             print(f"  paired {key:11s} {1 / value:6.2f} /s  ({value:.3f} s per update, median)")
         print(f"  headline: fused SAC-CURL update = {ratio:.2f}x the reference-style rate")
+        cpu_ratio = cpu["reference"] / cpu["fused"]
+        print(f"  (process CPU time per update: {cpu}; ratio {cpu_ratio:.2f}x)")
