@@ -26,7 +26,7 @@ from benchmark.datasets import recipes as recipes_module
 from benchmark.datasets.build import _plan, _tasks
 from benchmark.datasets.collect import collect_episode
 from benchmark.datasets.recipes import RecipeError, get_recipe, load_recipe
-from benchmark.datasets.store import STAGING_DIR, build_record, is_built
+from benchmark.datasets.store import STAGING_DIR, build_record, is_built, reference_scores
 from benchmark.envs import ENV_ID
 
 TRANSITIONS = 50  # 3 episodes: 20 + 20 + a cut-short 10
@@ -153,6 +153,14 @@ def test_normalized_score_uses_reference_scores(tiny: minari.MinariDataset) -> N
     assert high > low
     score = minari.get_normalized_score(tiny, np.array([low, high]))
     assert np.allclose(score, [0.0, 1.0])
+
+
+def test_short_episode_variants_scale_the_references(tiny: minari.MinariDataset) -> None:
+    full_low, full_high, _ = reference_scores()
+    metadata = tiny.storage.metadata
+    fraction = TINY_TIME_LIMIT_S / 25.0  # 20 of 500 agent steps
+    assert metadata["ref_min_score"] == pytest.approx(full_low * fraction)
+    assert metadata["ref_max_score"] == pytest.approx(full_high * fraction)
 
 
 def test_recover_environment_in_a_fresh_process(

@@ -298,7 +298,7 @@ def code_permalink() -> str:
 
 def _create(plan: BuildPlan, first: list[Any]) -> Any:
 
-    ref_min, ref_max, _ = reference_scores()
+    ref_min, ref_max, _ = reference_scores(plan.time_limit_s)
     spec = _env_spec(plan)
     with warnings.catch_warnings():  # no e-mail on purpose: the repository is the contact
         warnings.filterwarnings("ignore", message=".*author_email.*")
@@ -377,7 +377,7 @@ def _write_episodes(
 
 
 def _record(plan: BuildPlan, record: dict, seconds: float, staged: Path) -> dict[str, Any]:
-    _, _, ref_source = reference_scores()
+    _, _, ref_source = reference_scores(plan.time_limit_s)
     record["stats"] |= {"build_seconds": round(seconds, 2), "bytes_on_disk": folder_bytes(staged)}
     return record | {
         "recipe": plan.recipe.dataset_id,

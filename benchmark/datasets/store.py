@@ -86,14 +86,29 @@ def digest_episodes(episodes: Iterable[Any]) -> dict[str, str]:
     return digester.hexdigests()
 
 
-def reference_scores() -> tuple[float, float, str]:
-    """(random mean return, expert mean return, where they came from) for normalised scores."""
+FULL_EPISODE_S = 25.0  # the published walker episode: 1,000 control steps, 500 agent steps
+
+
+def reference_scores(time_limit_s: float = FULL_EPISODE_S) -> tuple[float, float, str]:
+    """(random mean return, expert mean return, where they came from) for normalised scores.
+
+    The measured references are returns of full 25 s episodes. A variant with shorter episodes
+    (demo and test datasets) gets them scaled by ``time_limit_s / 25``: walker's reward accrues
+    evenly over an episode (random ~0.08, expert ~1.8 per agent step), so a short episode's
+    return is about that fraction of a full one, and normalised scores stay on a 0-100 scale.
+    """
+    fraction = time_limit_s / FULL_EPISODE_S
     if RETURNS_FILE.is_file():
         returns = json.loads(RETURNS_FILE.read_text())
-        return float(returns["random"]["mean"]), float(returns["expert"]["mean"]), str(RETURNS_FILE)
-    # Without measured returns, fall back to walker's return bounds (reward in [0, 1] per control
-    # step, 1,000 steps): minari would otherwise estimate the minimum by rendering random episodes.
-    return 0.0, 1000.0, "walker return bounds (returns.json absent)"
+        low, high = float(returns["random"]["mean"]), float(returns["expert"]["mean"])
+        source = str(RETURNS_FILE)
+    else:
+        # Without measured returns, walker's return bounds (reward in [0, 1] per control step,
+        # 1,000 steps): minari would otherwise estimate the minimum by rendering random episodes.
+        low, high, source = 0.0, 1000.0, "walker return bounds (returns.json absent)"
+    if fraction != 1.0:
+        source += f", scaled by {fraction:g} for {time_limit_s:g} s episodes"
+    return low * fraction, high * fraction, source
 
 
 def build_command(dataset_id: str) -> str:
