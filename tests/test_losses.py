@@ -120,7 +120,7 @@ def test_encoder_shapes_and_scaling() -> None:
     # /255 happens inside: uint8 255 and float 1.0 give the same conv features.
     torch.testing.assert_close(
         encoder.conv(torch.full((1, 9, 84, 84), 255, dtype=torch.uint8)),
-        encoder.conv.convs(torch.ones(1, 9, 84, 84)).flatten(1),
+        encoder.conv.convs(torch.ones(1, 9, 84, 84)).permute(0, 2, 3, 1).flatten(1),
     )
 
 

@@ -11,8 +11,14 @@ projection, as CURL's actor does (its conv weights are tied to the critic's, its
 ``ln`` are its own, and it sees the conv output detached): :class:`ConvTrunk` is the conv part,
 :class:`Projection` the ``fc -> LayerNorm -> tanh`` part, :class:`PixelEncoder` both.
 
-The conv trunk runs in channels-last memory format (faster oneDNN/cuDNN kernels); results are
-the same up to floating-point summation order.
+The conv trunk runs in channels-last memory format (faster oneDNN/cuDNN kernels; the first,
+9-channel stride-2 layer is 3x faster on the CPU), and the conv output is flattened in that
+memory order, (H, W, C), which is a free view; CURL flattens (C, H, W). The two differ only by
+a fixed permutation of the projection's input columns: the same function class, the same
+(permutation-invariant) orthogonal initialisation distribution and, Adam being elementwise,
+the same training dynamics; flattening (C, H, W) would copy the 20 MB conv output of a
+128-batch forwards and its gradient backwards (measured: the fused SAC-CURL update is ~12%
+faster on the CPU this way).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ def orthogonal_init(module: nn.Module) -> None:
 
 
 class ConvTrunk(nn.Module):
-    """uint8 (B, C, H, W) -> float (B, repr_dim): scale, 4 conv layers, flatten."""
+    """uint8 (B, C, H, W) -> float (B, repr_dim): scale, 4 conv layers, flatten (H, W, C)."""
 
     def __init__(
         self, obs_shape: tuple[int, int, int], num_layers: int = 4, num_filters: int = 32
@@ -61,7 +67,7 @@ class ConvTrunk(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = (obs / 255.0).contiguous(memory_format=torch.channels_last)
-        return self.convs(x).flatten(1)
+        return self.convs(x).permute(0, 2, 3, 1).flatten(1)
 
 
 class Projection(nn.Module):
