@@ -231,7 +231,8 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
     if profile.episode_time_limit_s < FULL_EPISODE_S:
         lines.append(
             "- Episodes here are shorter than the 500 agent steps the references were measured "
-            "on, so normalised scores are compressed (a random policy scores below 0)."
+            "on; the datasets' references are the full-episode ones scaled by the episode's "
+            "fraction (see each reference's source in the runs' metadata)."
         )
     return lines
 
