@@ -337,7 +337,9 @@ def _zstd_arrow_writes() -> Iterator[None]:
     options = pads.IpcFileFormat().make_write_options(compression="zstd")
 
     def write_compressed(*args: Any, **kwargs: Any) -> Any:
-        return original(*args, **{"file_options": options, **kwargs})
+        if kwargs.get("format") == "arrow":  # parquet storage shares this call; leave it alone
+            kwargs = {"file_options": options, **kwargs}
+        return original(*args, **kwargs)
 
     arrow_storage.ds.write_dataset = write_compressed
     try:
