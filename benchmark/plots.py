@@ -16,7 +16,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from benchmark.results import ONLINE, atomic_write
+from benchmark.atomic import atomic_write
+from benchmark.results import ONLINE
 
 FORMATS = ("png", "pdf")
 SCORE_LABEL = "normalised score"

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from benchmark import profiles
+from benchmark.atomic import atomic_write_text
 from benchmark.profiles import FULL_EPISODE_S
-from benchmark.results import atomic_write_text, load_meta, load_results
+from benchmark.results import load_meta, load_results
 
 BOOTSTRAP_REPS = 2_000
 BOOTSTRAP_SEED = 0

@@ -25,14 +25,15 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
+
+from benchmark.atomic import atomic_write_text
 
 ONLINE = "online"  # the dataset column of online cells: they run once per seed, not per dataset
 
@@ -116,26 +117,6 @@ class CellPaths:
     checkpoint = property(lambda self: self.folder / "checkpoint.pt")
     done = property(lambda self: self.folder / "done")
     failed = property(lambda self: self.folder / "failed.json")
-
-
-# -- atomic writes -----------------------------------------------------------------------------
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through ``write(file)`` to a temporary sibling, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:

@@ -27,13 +27,13 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmark import profiles, registry
+from benchmark.atomic import atomic_write
 from benchmark.profiles import Profile
 from benchmark.results import (
     ONLINE,
     Cell,
     CellPaths,
     EvalRow,
-    atomic_write,
     git_commit,
     host_info,
     package_versions,

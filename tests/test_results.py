@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.atomic import atomic_write, atomic_write_text
 from benchmark.results import (
     COLUMNS,
     Cell,
     CellPaths,
     EvalRow,
-    atomic_write,
-    atomic_write_text,
     check_writable,
     load_results,
     read_evals,
@@ -82,3 +81,14 @@ def test_unwritable_results_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(PermissionError, match="a-file"):
         check_writable(blocker / "results")
     assert check_writable(tmp_path / "fine") == (tmp_path / "fine").resolve()
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "card.md"
+    atomic_write_text(path, "hello\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600

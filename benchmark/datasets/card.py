@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.datasets.recipes import atomic_write_text
+from benchmark.atomic import atomic_write_text
 from benchmark.datasets.store import build_record, dataset_dir, folder_bytes, load_or_explain
 
 STRIP_FRAMES = 8

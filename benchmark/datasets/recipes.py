@@ -7,12 +7,12 @@ into a Minari dataset and writes the digests of what it produced back into the r
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchmark.atomic import atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES_DIR = REPO_ROOT / "datasets"
@@ -174,16 +174,3 @@ def write_digests(recipe: Recipe, digests: dict[str, str]) -> None:
     table = ["", "[digests]  # written by the build: sha256 of the stored arrays"]
     table += [f'{key} = "{digests[key]}"' for key in DIGEST_KEYS if key in digests]
     atomic_write_text(recipe.path, "\n".join(lines + table) + "\n")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and ``os.replace`` (no half-written file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
