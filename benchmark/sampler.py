@@ -243,18 +243,22 @@ class FrameReplay:
         action_dim = int(np.prod(dataset.action_space.shape))
         replay = cls(total, (channels, height, width), action_dim, frame_stack)
         replay._reserve_frames(total + dataset.total_episodes)  # N + 1 frames per episode
+        replay.extend_from_minari(dataset)
+        return replay
+
+    def extend_from_minari(self, dataset: Any) -> None:
+        """Append a Minari dataset's episodes in order until the replay is full."""
         for episode in dataset.iterate_episodes():
-            room = total - replay.num_transitions
+            room = self.capacity - self.num_transitions
             if room <= 0:
                 break
             steps = min(len(episode.actions), room)
-            replay.add_episode(
+            self.add_episode(
                 episode.observations["pixels"][: steps + 1],
                 episode.actions[:steps],
                 episode.rewards[:steps],
                 episode.terminations[:steps],
             )
-        return replay
 
 
 class FrameStacker:

@@ -94,18 +94,8 @@ def _full_size_replay(dataset: Any, transitions: int = 100_000) -> FrameReplay:
     a real 100,000-transition one: the size, not the content, sets the speed here.
     """
     replay = FrameReplay(transitions, (3, 84, 84), int(np.prod(dataset.action_space.shape)))
-    episodes = list(dataset.iterate_episodes())
     while len(replay) < transitions:
-        for episode in episodes:
-            steps = min(len(episode.actions), transitions - len(replay))
-            if steps == 0:
-                break
-            replay.add_episode(
-                episode.observations["pixels"][: steps + 1],
-                episode.actions[:steps],
-                episode.rewards[:steps],
-                episode.terminations[:steps],
-            )
+        replay.extend_from_minari(dataset)
     return replay
 
 
