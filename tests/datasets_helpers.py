@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from benchmark.datasets import build_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TIME_LIMIT_S = 1.0  # 20 agent steps an episode
@@ -39,3 +42,18 @@ def write_tiny_replay(path: Path, episodes: int = 2, length: int = 20, seed: int
         actions=rng.uniform(-1, 1, size=(episodes * length, 6)).astype(np.float32),
         rewards=np.zeros(episodes * length, dtype=np.float32),
     )
+
+
+def build_tiny_root(root: Path, transitions: int, target_id: str = TINY_RANDOM_ID) -> Path:
+    """Build a tiny random dataset (20-step episodes, in-process) under its own Minari root."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINARI_DATASETS_PATH", str(root))
+        build_dataset(
+            RANDOM_ID,
+            transitions=transitions,
+            time_limit_s=TINY_TIME_LIMIT_S,
+            workers=1,
+            target_id=target_id,
+            progress=False,
+        )
+    return root

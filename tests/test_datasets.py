@@ -18,6 +18,7 @@ from datasets_helpers import (
     REPO,
     TINY_RANDOM_ID,
     TINY_TIME_LIMIT_S,
+    build_tiny_root,
     write_tiny_replay,
 )
 
@@ -35,18 +36,7 @@ TRANSITIONS = 50  # 3 episodes: 20 + 20 + a cut-short 10
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Minari root holding a tiny random dataset, built once for the module."""
-    root = tmp_path_factory.mktemp("minari-datasets")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINARI_DATASETS_PATH", str(root))
-        build_dataset(
-            RANDOM_ID,
-            transitions=TRANSITIONS,
-            time_limit_s=TINY_TIME_LIMIT_S,
-            workers=1,
-            target_id=TINY_RANDOM_ID,
-            progress=False,
-        )
-    return root
+    return build_tiny_root(tmp_path_factory.mktemp("minari-datasets"), TRANSITIONS)
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import minari
 import numpy as np
 import pyarrow as pa
 import pytest
-from datasets_helpers import RANDOM_ID, TINY_RANDOM_ID, TINY_TIME_LIMIT_S, run_cli
+from datasets_helpers import RANDOM_ID, TINY_RANDOM_ID, build_tiny_root, run_cli
 
-from benchmark.datasets import build_dataset
 from benchmark.datasets import recipes as recipes_module
 from benchmark.datasets.__main__ import main
 from benchmark.datasets.verify import verify_dataset
@@ -22,18 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def built_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("minari-cli")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINARI_DATASETS_PATH", str(root))
-        build_dataset(
-            RANDOM_ID,
-            transitions=30,
-            time_limit_s=TINY_TIME_LIMIT_S,
-            workers=1,
-            target_id=TINY_RANDOM_ID,
-            progress=False,
-        )
-    return root
+    return build_tiny_root(tmp_path_factory.mktemp("minari-cli"), 30)
 
 
 @pytest.fixture

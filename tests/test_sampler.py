@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets_helpers import RANDOM_ID
+from datasets_helpers import build_tiny_root
 
-from benchmark.datasets import build_dataset
 from benchmark.sampler import FrameReplay, FrameStacker
 
 K = 3  # frame stack
@@ -100,18 +99,9 @@ def test_sampling_is_reproducible_from_a_seeded_generator(replay: FrameReplay) -
 
 @pytest.fixture(scope="module")
 def tiny_dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("minari-sampler")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINARI_DATASETS_PATH", str(root))
-        build_dataset(
-            RANDOM_ID,
-            transitions=45,
-            time_limit_s=1.0,
-            workers=1,
-            target_id="vorb-test/walker-walk/sampler-tiny-v0",
-            progress=False,
-        )
-    return root
+    return build_tiny_root(
+        tmp_path_factory.mktemp("minari-sampler"), 45, "vorb-test/walker-walk/sampler-tiny-v0"
+    )
 
 
 def test_from_minari_on_a_tiny_built_dataset(
