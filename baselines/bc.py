@@ -71,7 +71,7 @@ class BCAgent(Checkpointable):
         self.opt = adam(self.params, lr=config.lr)
         self.updates = 0
 
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
+    def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         mu, log_std = self.actor(self.conv(random_shift(batch.obs, self.config.aug_pad)))
         if self.config.policy == "deterministic":
             loss = F.mse_loss(torch.tanh(mu), batch.action)
@@ -81,7 +81,7 @@ class BCAgent(Checkpointable):
         loss.backward()
         self.opt.step()
         self.updates += 1
-        return {"bc_loss": loss.item()}
+        return {"bc_loss": loss.detach()}  # on the device: read once per evaluation
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:

@@ -27,17 +27,34 @@ from baselines.common.optim import adam
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
 from benchmark.sampler import TransitionBatch
 
+# The original CQL-CURL code (its src/agent/cql.py and scripts/train_cql_curl_offline.py; the
+# values are recorded in NOTES.md, "The original CQL-CURL work") is the source of every default
+# below that differs from SAC-CURL's CURL-paper values.
+
 
 @dataclass(frozen=True)
 class CQLCURLConfig(SACCURLConfig):
-    """SAC-CURL's fields and defaults (CURL paper) plus CQL(H)'s (CQL paper and code)."""
+    """SAC-CURL's fields plus CQL(H)'s; defaults are the original CQL-CURL code's values.
 
-    min_q_weight: float = 10.0  # the original CQL-CURL (NOTES.md: 1 and 10 both work, 0.1 fails)
-    num_sampled_actions: int = 10  # CQL code ``num_random``: 10 of each kind
-    cql_temperature: float = 1.0  # CQL code ``temp``
-    with_lagrange: bool = False  # CQL code: off for weights 5-10 (NOTES.md)
+    Where the original differs from the CURL paper (learning rates, sampled actions) the original
+    wins here; SAC-CURL keeps the CURL paper's values. The encoder is stepped by the one critic
+    optimiser at ``critic_lr`` on the summed critic + CURL gradient (the original steps it once
+    more with CURL's ``encoder_optimizer`` at ``curl_lr``; see ``baselines/sac_curl.py``), and W
+    uses ``curl_lr``.
+    """
+
+    batch_size: int = 128  # original CQL-CURL code (also the CURL paper's walker value)
+    actor_lr: float = 1e-4  # original CQL-CURL code (CURL paper: 1e-3)
+    critic_lr: float = 3e-4  # original CQL-CURL code (CURL paper: 1e-3)
+    curl_lr: float = 1e-3  # original CQL-CURL code (CURL's encoder_lr)
+    alpha_lr: float = 1e-4  # original CQL-CURL code (beta1 0.5, as the CURL paper)
+    init_temperature: float = 0.1  # original CQL-CURL code
+    min_q_weight: float = 10.0  # original CQL-CURL code (NOTES.md: 1 and 10 both work, 0.1 fails)
+    num_sampled_actions: int = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
+    cql_temperature: float = 1.0  # original CQL-CURL code (CQL code ``temp``)
+    with_lagrange: bool = False  # original CQL-CURL code: no Lagrange multiplier
     target_action_gap: float = 10.0  # CQL code ``lagrange_thresh`` (used only with_lagrange)
-    alpha_prime_lr: float = 1e-3  # CQL code: alpha' uses the Q-function lr (here CURL's 1e-3)
+    alpha_prime_lr: float = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
 
 
 class CQLCURLAgent(SACCURLAgent):

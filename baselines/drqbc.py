@@ -100,7 +100,7 @@ class DrQBCAgent(Checkpointable):
         mix = min(self.updates / cfg.stddev_steps, 1.0)
         return (1.0 - mix) * cfg.stddev_init + mix * cfg.stddev_final
 
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
+    def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor | float]:
         cfg = self.config
         std = self.stddev()
         obs = random_shift(batch.obs, cfg.aug_pad)
@@ -134,8 +134,8 @@ class DrQBCAgent(Checkpointable):
             "bc_loss": bc_loss,
             "q1": q1.mean(),
         }
-        values = torch.stack([value.detach() for value in metrics.values()]).tolist()
-        return dict(zip(metrics, values, strict=True)) | {"stddev": std}
+        # On the device: the harness reads metrics once per evaluation, not per update.
+        return {name: value.detach() for name, value in metrics.items()} | {"stddev": std}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
@@ -145,6 +145,14 @@ class DrQBCAgent(Checkpointable):
         if not deterministic:
             action = (action + self.stddev() * torch.randn_like(action)).clamp(-1.0, 1.0)
         return action[0].cpu().numpy()
+
+    @torch.no_grad()
+    def value(self, obs: np.ndarray) -> float:
+        """The critic's estimate Q(s, pi(s)) for the mean action (min of the two heads, the
+        value TD3 bootstraps with)."""
+        h = self.encoder.conv(torch.as_tensor(obs, device=self.device)[None])
+        q = torch.min(*self.critic(self.encoder.projection(h), self.actor(h)))
+        return float(q.item())
 
     def _parts(self) -> dict[str, Any]:
         return {

@@ -147,8 +147,12 @@ class SACCURLAgent(Checkpointable):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
-        """One fused SAC + CURL update (see the module docstring); metrics synced once."""
+    def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
+        """One fused SAC + CURL update (see the module docstring).
+
+        Metrics are 0-d tensors left on the device: reading them would synchronise the host
+        with the device at every update; the harness averages them and reads them once per
+        evaluation."""
         cfg = self.config
         update_actor = self.updates % cfg.actor_update_freq == 0
         update_target = self.updates % cfg.critic_target_update_freq == 0
@@ -205,8 +209,7 @@ class SACCURLAgent(Checkpointable):
         if update_target:
             soft_update(self.critic, self.critic_target, cfg.critic_tau)
             soft_update(self.encoder, self.encoder_target, cfg.encoder_tau)
-        values = torch.stack([value.detach().float() for value in metrics.values()]).tolist()
-        return dict(zip(metrics, values, strict=True))
+        return {name: value.detach().float() for name, value in metrics.items()}
 
     def critic_penalty(
         self,
@@ -233,6 +236,18 @@ class SACCURLAgent(Checkpointable):
             mu, log_std = self.actor(self._conv(x))
             action = torch.tanh(mu) if deterministic else self.actor.sample(mu, log_std)[0]
         return action[0].float().cpu().numpy()
+
+    @torch.no_grad()
+    def value(self, obs: np.ndarray) -> float:
+        """The critic's estimate Q(s, pi(s)) for the deterministic action: min of the two heads
+        (the value SAC bootstraps with). A soft Q: it includes the entropy bonus the TD target
+        adds (``-alpha log pi`` per future step), which the environment's return does not."""
+        x = torch.as_tensor(obs, device=self.device)[None]
+        with self._autocast():
+            h = self._conv(x)
+            action = torch.tanh(self.actor(h)[0])
+            q = torch.min(*self.critic(self.encoder.projection(h), action))
+        return float(q.float().item())
 
     # -- checkpointing -----------------------------------------------------------------------
     def _parts(self) -> dict[str, Any]:

@@ -30,6 +30,10 @@ class Protocol:
     seed_offset: int = EVAL_SEED_OFFSET
     deterministic: bool = True
     env_id: str = ENV_ID
+    # The discount of the true discounted return set against the critic's estimate: the SAC
+    # family's 0.99 (CURL paper). 0.99**500 < 0.007, so a 500-step episode's discounted return
+    # is within 1% of the infinite-horizon value the critic estimates.
+    discount: float = 0.99
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -62,9 +66,21 @@ NO_REFERENCE = ReferenceScores(math.nan, math.nan, "none")
 
 
 @dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluation episode: its return, its discounted return from the start state and the
+    agent's own estimate of that value, Q(s0, pi(s0)) (NaN for agents without a critic)."""
+
+    episode_return: float
+    discounted_return: float
+    q_estimate: float
+
+
+@dataclass(frozen=True)
 class EvalResult:
     returns: tuple[float, ...]
     normalized_score: float
+    discounted_returns: tuple[float, ...] = ()
+    q_estimates: tuple[float, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -74,29 +90,52 @@ class EvalResult:
     def std(self) -> float:
         return float(np.std(self.returns))
 
+    @property
+    def discounted_return(self) -> float:
+        return float(np.mean(self.discounted_returns)) if self.discounted_returns else math.nan
 
-def run_episode(agent: Any, env: gym.Env, seed: int, deterministic: bool) -> float:
+    @property
+    def q_estimate(self) -> float:
+        return float(np.mean(self.q_estimates)) if self.q_estimates else math.nan
+
+
+def run_episode(
+    agent: Any, env: gym.Env, seed: int, deterministic: bool, discount: float = 0.99
+) -> EpisodeResult:
     stacker = FrameStacker()
     observation, _ = env.reset(seed=seed)
     obs = stacker.reset(observation["pixels"])
-    total, done = 0.0, False
+    # An agent with a critic offers value(obs); the runner never reaches further inside.
+    value = getattr(agent, "value", None)
+    q_estimate = float(value(obs)) if value is not None else math.nan
+    total = discounted = 0.0
+    weight, done = 1.0, False
     while not done:
         action = agent.act(obs, deterministic=deterministic)
         observation, reward, terminated, truncated, _ = env.step(action)
         obs = stacker.push(observation["pixels"])
         total += float(reward)
+        discounted += weight * float(reward)
+        weight *= discount
         done = terminated or truncated
-    return total
+    return EpisodeResult(total, discounted, q_estimate)
 
 
 def evaluate(
     agent: Any, env: gym.Env, protocol: Protocol, references: ReferenceScores
 ) -> EvalResult:
     """Play the protocol's episodes; ``env`` must be an evaluation env from ``protocol``."""
-    returns = tuple(
-        run_episode(agent, env, seed, protocol.deterministic) for seed in protocol.seeds
+    episodes = [
+        run_episode(agent, env, seed, protocol.deterministic, protocol.discount)
+        for seed in protocol.seeds
+    ]
+    returns = tuple(episode.episode_return for episode in episodes)
+    return EvalResult(
+        returns,
+        references.normalize(float(np.mean(returns))),
+        discounted_returns=tuple(episode.discounted_return for episode in episodes),
+        q_estimates=tuple(episode.q_estimate for episode in episodes),
     )
-    return EvalResult(returns, references.normalize(float(np.mean(returns))))
 
 
 # -- reference scores --------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def learning_curves(table: pd.DataFrame, out_dir: Path, x: str = "update") -> li
     frame = curves_frame(table)
     datasets = sorted(frame["dataset"].unique())
     order = algo_order(frame)
-    palette = dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
+    palette = _palette(order)
     online = set(table.loc[table["dataset"] == ONLINE, "algo"])
     dashes = {algo: (4, 2) if algo in online else "" for algo in order}
     figure, axes = plt.subplots(
@@ -126,8 +126,108 @@ def performance_profile(score_dict: dict[str, np.ndarray], out_dir: Path) -> lis
     return save(figure, out_dir, "performance_profile")
 
 
-def all_figures(table: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[str]:
-    """Every figure of a report; ``runs`` is :func:`benchmark.report.per_run_scores` of ``table``."""
+# Metrics drawn in the training-curves figure, in this order, when some baseline returns them.
+TRAINING_METRICS = (
+    "critic_loss",
+    "q1",
+    "cql_gap1",
+    "actor_loss",
+    "alpha",
+    "entropy",
+    "curl_loss",
+    "bc_loss",
+    "alpha_prime",
+)
+
+
+def _palette(order: list[str]) -> dict[str, tuple[float, float, float]]:
+    return dict(zip(order, sns.color_palette("colorblind", len(order)), strict=True))
+
+
+def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Per dataset, each critic baseline's estimate Q(s0, pi(s0)) (solid) against the
+    discounted return its policy then obtained (dashed), seeds' range shaded: overestimation
+    shows as a solid line above its dashed one, conservatism as one below."""
+    from benchmark.report import algo_order
+
+    frame = curves_frame(table[table["q_estimate"].notna()])
+    if frame.empty:
+        return []
+    long = frame.melt(
+        id_vars=["algo", "dataset", "seed", "update"],
+        value_vars=["q_estimate", "discounted_return"],
+        var_name="quantity",
+        value_name="value",
+    )
+    datasets, order = sorted(long["dataset"].unique()), algo_order(frame)
+    figure, axes = plt.subplots(
+        1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False, sharey=True
+    )
+    for index, (axis, dataset) in enumerate(zip(axes[0], datasets, strict=True)):
+        sns.lineplot(
+            data=long[long["dataset"] == dataset],
+            x="update",
+            y="value",
+            hue="algo",
+            hue_order=order,
+            palette=_palette(order),
+            style="quantity",
+            style_order=["q_estimate", "discounted_return"],
+            estimator="mean",
+            errorbar=("pi", 100),
+            legend=index == 0,
+            ax=axis,
+        )
+        axis.set(title=dataset.split("/")[-1], ylabel="Q(s0, pi(s0)) vs discounted return")
+    figure.tight_layout()
+    return save(figure, out_dir, "q_estimate_vs_return")
+
+
+def training_metrics(metrics: pd.DataFrame, out_dir: Path) -> list[str]:
+    """One row of panels per training metric, one column per dataset: the average over the
+    updates between two evaluations, mean over seeds as a line, the seeds' range shaded."""
+    from benchmark.report import algo_order
+
+    names = [name for name in TRAINING_METRICS if name in metrics and metrics[name].notna().any()]
+    if metrics.empty or not names:
+        return []
+    datasets, order = sorted(metrics["dataset"].unique()), algo_order(metrics)
+    figure, axes = plt.subplots(
+        len(names),
+        len(datasets),
+        figsize=(4.5 * len(datasets), 2.6 * len(names)),
+        squeeze=False,
+        sharex="col",
+        sharey="row",
+    )
+    for row, name in enumerate(names):
+        for column, dataset in enumerate(datasets):
+            axis = axes[row][column]
+            sns.lineplot(
+                data=metrics[(metrics["dataset"] == dataset) & metrics[name].notna()],
+                x="update",
+                y=name,
+                hue="algo",
+                hue_order=order,
+                palette=_palette(order),
+                estimator="mean",
+                errorbar=("pi", 100),
+                legend=row == 0 and column == 0,
+                ax=axis,
+            )
+            axis.set(title=dataset.split("/")[-1] if row == 0 else "", ylabel=name)
+    figure.tight_layout()
+    return save(figure, out_dir, "training_metrics")
+
+
+def all_figures(
+    table: pd.DataFrame,
+    runs: pd.DataFrame,
+    out_dir: Path,
+    metrics: pd.DataFrame | None = None,
+) -> list[str]:
+    """Every figure of a report; ``runs`` is :func:`benchmark.report.per_run_scores` of ``table``,
+    ``metrics`` the cells' training-metrics tables (figures without data are skipped)."""
     from benchmark.report import algo_datasets, algo_order, score_matrix
     from benchmark.report import iqm_intervals as iqm
 
@@ -141,4 +241,8 @@ def all_figures(table: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> list[
     intervals = {k: (v.point, v.low, v.high) for k, v in iqm(finals).items()}
     names += iqm_intervals(intervals, out_dir)
     names += performance_profile(finals, out_dir)
+    if "q_estimate" in table:
+        names += q_estimates(table, out_dir)
+    if metrics is not None:
+        names += training_metrics(metrics, out_dir)
     return names

@@ -127,9 +127,9 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="full",
-            updates=1_000_000,  # the original CQL-CURL walker figure: 1M updates
-            eval_interval=10_000,
-            eval_episodes=10,  # V-D4RL: 10 evaluation episodes
+            updates=1_000_000,  # the original CQL-CURL walker figure and CORL: 1M updates
+            eval_interval=5_000,  # the original CQL-CURL protocol and CORL: every 5,000 updates
+            eval_episodes=10,  # the original CQL-CURL, CORL and V-D4RL: 10 episodes
             episode_time_limit_s=FULL_EPISODE_S,
             dataset_transitions=None,
             dataset_namespace=None,

@@ -23,7 +23,7 @@ import pandas as pd
 from benchmark import profiles
 from benchmark.atomic import atomic_write_text
 from benchmark.profiles import FULL_EPISODE_S
-from benchmark.results import load_meta, load_results
+from benchmark.results import load_meta, load_metrics, load_results
 
 BOOTSTRAP_REPS = 2_000
 BOOTSTRAP_SEED = 0
@@ -99,10 +99,19 @@ def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> In
 
 # -- from the results table to score arrays ----------------------------------------------------
 def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (algo, dataset, seed): the final (last evaluation) and best normalised score."""
+    """One row per (algo, dataset, seed): the final (last evaluation) and best normalised score,
+    and the final overestimation ``q_gap``: the critic's Q(s0, pi(s0)) minus the discounted
+    return obtained, at the last evaluation (NaN without a critic)."""
     ordered = table.sort_values("update")
-    grouped = ordered.groupby(["algo", "dataset", "seed"], sort=True)["normalized_score"]
-    return pd.DataFrame({"final": grouped.last(), "best": grouped.max()}).reset_index()
+    groups = ordered.groupby(["algo", "dataset", "seed"], sort=True)
+    grouped = groups["normalized_score"]
+    frame = pd.DataFrame({"final": grouped.last(), "best": grouped.max()})
+    if {"q_estimate", "discounted_return"} <= set(table.columns):
+        last = groups.tail(1).set_index(["algo", "dataset", "seed"])
+        frame["q_gap"] = last["q_estimate"] - last["discounted_return"]
+    else:
+        frame["q_gap"] = np.nan
+    return frame.reset_index()
 
 
 def score_matrix(runs: pd.DataFrame, algo: str, column: str, datasets: Sequence[str]) -> np.ndarray:
@@ -129,6 +138,9 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[str]) -> dict:
     row: dict = {"algo": algo, "dataset": dataset}
+    mine = runs[(runs["algo"] == algo) & runs["dataset"].isin(tasks)]
+    # Final overestimation: mean over runs of Q(s0, pi(s0)) - discounted return (NaN: no critic).
+    row["final_q_gap"] = float(mine["q_gap"].mean()) if mine["q_gap"].notna().any() else np.nan
     for column in ("final", "best"):
         scores = score_matrix(runs, algo, column, tasks)
         interval = iqm_intervals({algo: scores})[algo]
@@ -228,6 +240,10 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
         f"(population std); IQM with a 95% stratified bootstrap interval (rliable, "
         f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}).",
         f"- Code: commit(s) {', '.join(commits)}; per-run metadata in `runs/<profile>/...`.",
+        "- Final Q - return: the critic's estimate Q(s0, pi(s0)) at the start of each final "
+        "evaluation episode minus the discounted return (0.99) the episode then obtained, mean "
+        "over runs; positive = overestimation, negative = conservatism (SAC-family estimates "
+        "are soft Q values: they include the entropy bonus).",
     ]
     if profile.episode_time_limit_s < FULL_EPISODE_S:
         lines.append(
@@ -242,6 +258,7 @@ def _table(frame: pd.DataFrame) -> list[str]:
     has_dataset = "dataset" in frame.columns
     header = ["baseline", *(["dataset"] if has_dataset else []), "runs"]
     header += ["final (mean ± std)", "final IQM [95% CI]", "best (mean ± std)", "best IQM [95% CI]"]
+    header += ["final Q - return"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in frame.to_dict("records"):
         cells = [row["algo"], *([row["dataset"]] if has_dataset else []), str(row["runs"])]
@@ -250,6 +267,8 @@ def _table(frame: pd.DataFrame) -> list[str]:
                 row[f"{column}_iqm"], row[f"{column}_iqm_low"], row[f"{column}_iqm_high"]
             )
             cells += [f"{row[f'{column}_mean']:.1f} ± {row[f'{column}_std']:.1f}", str(interval)]
+        gap = row.get("final_q_gap", np.nan)
+        cells.append("-" if pd.isna(gap) else f"{gap:+.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -279,7 +298,8 @@ def write_report(results: str | Path, out: str | Path, profile_name: str | None 
     board = leaderboard(runs)
     pi = improvement(runs)
     out = Path(out)
-    figures = plots.all_figures(table, runs, out / "figures")
+    metrics = load_metrics(results, name)
+    figures = plots.all_figures(table, runs, out / "figures", metrics)
     atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
     text = markdown(board, profiles.get(name), load_meta(results, name), pi, figures)
     atomic_write_text(out / "leaderboard.md", text)

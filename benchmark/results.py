@@ -8,6 +8,7 @@ Layout, one folder per cell so that parallel workers never write the same file::
 
     <root>/runs/<profile>/<algo>/<dataset key>/seed-<n>/
         evals.csv       the rows so far (rewritten whole, atomically, at every evaluation)
+        metrics.csv     training metrics averaged over the updates between two evaluations
         meta.json       config, profile, protocol, references, versions, commit, host, device
         checkpoint.pt   trainer state + the rows it has seen (the truth on resume)
         done            written last: the cell is finished
@@ -48,7 +49,11 @@ COLUMNS: dict[str, str] = {
     "return_std": "float64",
     "normalized_score": "float64",
     "seconds": "float64",
+    "q_estimate": "float64",
+    "discounted_return": "float64",
 }
+# The cell's key columns, first in every per-cell table (evaluations and training metrics).
+KEY_COLUMNS = ("algo", "dataset", "seed", "profile", "update")
 PACKAGES = ("torch", "numpy", "gymnasium", "minari", "dm_control", "mujoco", "pandas", "ray")
 
 
@@ -58,7 +63,9 @@ class EvalRow:
 
     normalized_score is 100 x the Minari normalised score of ``return_mean`` (NaN when no
     reference scores exist); seconds is training wall-clock since the cell started, summed
-    over resumed attempts.
+    over resumed attempts. q_estimate is the critic's Q(s0, pi(s0)) at each evaluation
+    episode's start state and discounted_return what the episode then obtained from it
+    (discount 0.99), both averaged over the episodes; q_estimate is NaN without a critic.
     """
 
     algo: str
@@ -71,6 +78,8 @@ class EvalRow:
     return_std: float
     normalized_score: float
     seconds: float
+    q_estimate: float = float("nan")
+    discounted_return: float = float("nan")
 
 
 assert [f.name for f in fields(EvalRow)] == list(COLUMNS)  # one schema, two spellings
@@ -113,6 +122,7 @@ class CellPaths:
         )
 
     evals = property(lambda self: self.folder / "evals.csv")
+    metrics = property(lambda self: self.folder / "metrics.csv")
     meta = property(lambda self: self.folder / "meta.json")
     checkpoint = property(lambda self: self.folder / "checkpoint.pt")
     done = property(lambda self: self.folder / "done")
@@ -133,6 +143,26 @@ def rows_frame(rows: Iterable[EvalRow]) -> pd.DataFrame:
     return frame.astype(COLUMNS)
 
 
+def write_metrics(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """The cell's training-metrics table, atomically: the key columns, then one column per
+    metric (sorted; a metric a row lacks is empty)."""
+    atomic_write_text(path, metrics_frame(rows).to_csv(index=False))
+
+
+def metrics_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    rows = list(rows)
+    names = sorted({name for row in rows for name in row} - set(KEY_COLUMNS))
+    frame = pd.DataFrame(rows, columns=[*KEY_COLUMNS, *names])
+    return frame.astype(
+        {key: COLUMNS[key] for key in KEY_COLUMNS} | dict.fromkeys(names, "float64")
+    )
+
+
+def read_metrics(path: str | Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    return frame.astype({key: COLUMNS[key] for key in KEY_COLUMNS})
+
+
 # -- reading -----------------------------------------------------------------------------------
 def read_evals(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=COLUMNS)
@@ -144,6 +174,17 @@ def load_results(root: str | Path, profile: str | None = None) -> pd.DataFrame:
     frames = [read_evals(path) for path in sorted(Path(root).glob(pattern))]
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS)).astype(COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
+
+
+def load_metrics(root: str | Path, profile: str | None = None) -> pd.DataFrame:
+    """Every cell's training metrics under ``root`` as one table (an empty table if none)."""
+    pattern = f"runs/{profile}/*/*/*/metrics.csv" if profile else "runs/*/*/*/*/metrics.csv"
+    frames = [read_metrics(path) for path in sorted(Path(root).glob(pattern))]
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return metrics_frame([])
     table = pd.concat(frames, ignore_index=True)
     return table.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
 

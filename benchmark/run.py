@@ -10,25 +10,29 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from benchmark import profiles, registry
+from benchmark.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.profiles import Profile
 from benchmark.results import ONLINE, Cell, check_writable
 
 EXIT_FAILED_CELLS = 1
 EXIT_USAGE = 2
+# "Incomplete, run again": the time budget stopped some cells at a checkpoint (EX_TEMPFAIL).
+EXIT_INCOMPLETE = 75
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a command will do: the resolved selection and its cells."""
 
-    profile: Profile
+    profile: Profile  # with the --set profile items applied
     specs: tuple[registry.BaselineSpec, ...]
     datasets: tuple[str, ...]
     seeds: tuple[int, ...]
     cells: tuple[Cell, ...]
+    overrides: Overrides = field(default_factory=Overrides)
 
 
 # -- argument parsing --------------------------------------------------------------------------
@@ -79,8 +83,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (ray only)")
     parser.add_argument("--results", default="runs", help="results folder (default: runs)")
     parser.add_argument("--device", default="auto", help="'auto' (cuda if present), cpu, cuda:0")
-    parser.add_argument("--plan", action="store_true", help="print the cells and exit")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set a field of the profile or of the baselines' configs (repeatable), e.g. "
+        "--set updates=200000 --set actor_lr=1e-3; recorded with every result",
+    )
+    parser.add_argument(
+        "--time-budget",
+        default=None,
+        metavar="DURATION",
+        help="stop every cell at a checkpoint before this much wall-clock time has passed "
+        "(e.g. 25m, 2h, 900 or 900s), then exit with status 75: run the same command again",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the cells, updates and evaluations and exit (with --probe: time estimate)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="with --plan: time a few updates of each baseline and a few rendered steps on the "
+        "chosen device and estimate the run's wall-clock",
+    )
     return parser
+
+
+def parse_duration(text: str) -> float:
+    """``"25m"`` -> 1500.0 seconds; ``s``, ``m``, ``h`` suffixes or plain seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    cleaned = text.strip().lower()
+    scale = units.get(cleaned[-1:])
+    number = cleaned[:-1] if scale is not None else cleaned
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise ValueError(
+            f"--time-budget {text!r}: expected a duration such as 25m, 2h, 90s or 900"
+        ) from None
+    if not seconds > 0:
+        raise ValueError(f"--time-budget {text!r}: must be positive")
+    return seconds
+
+
+def budget_reserve(budget_s: float) -> float:
+    """Time kept back at the end of a budget to finish the update in flight, reach an exact
+    checkpoint (online cells: the next episode start) and write it: a tenth of the budget,
+    at least a minute, at most ten."""
+    return min(max(0.1 * budget_s, 60.0), 600.0)
 
 
 def parse_seeds(values: Sequence[str] | None, default_count: int) -> tuple[int, ...]:
@@ -123,14 +177,16 @@ def parse_datasets(values: Sequence[str], profile: Profile) -> tuple[str, ...]:
 
 def make_plan(args: argparse.Namespace) -> Plan:
     """Resolve the selection; raises ValueError/KeyError with the valid names."""
-    profile = profiles.get(args.profile)
     specs = tuple(registry.resolve(args.algos))
+    overrides = parse_overrides(args.overrides, (spec.config_class() for spec in specs))
+    profile = overrides.apply_profile(profiles.get(args.profile))
     datasets = parse_datasets(args.datasets, profile)
     seeds = parse_seeds(args.seeds, profile.seeds)
     from benchmark.runner import plan_cells
 
     cells = tuple(plan_cells(specs, datasets, seeds, profile))
-    return Plan(profile, specs, datasets if any(s.offline for s in specs) else (), seeds, cells)
+    offline_datasets = datasets if any(s.offline for s in specs) else ()
+    return Plan(profile, specs, offline_datasets, seeds, cells, overrides)
 
 
 # -- datasets ------------------------------------------------------------------------------------
@@ -171,19 +227,24 @@ def reference_datasets(plan: Plan, resolved: dict[str, str]) -> tuple[str, ...]:
 # -- output --------------------------------------------------------------------------------------
 def print_plan(plan: Plan) -> None:
     print(f"profile {plan.profile.name}: {plan.profile.describe()}")
+    if plan.overrides.profile or plan.overrides.config:
+        print(f"--set: {plan.overrides.to_json()}")
     print(f"{len(plan.cells)} cells:")
     for cell in plan.cells:
         print(f"  {cell.algo:<18} {cell.dataset:<36} seed {cell.seed}")
 
 
 def summary_table(outcomes: Sequence) -> str:
-    header = f"{'baseline':<18} {'dataset':<36} {'seed':>4} {'status':<8} {'final':>8} {'best':>8}"
+    header = (
+        f"{'baseline':<18} {'dataset':<36} {'seed':>4} {'status':<8} {'updates':>9} "
+        f"{'final':>8} {'best':>8}"
+    )
     lines = [header, "-" * len(header)]
     for o in sorted(outcomes, key=lambda o: (o.cell.algo, o.cell.dataset, o.cell.seed)):
         score = lambda x: "" if math.isnan(x) else f"{x:.1f}"  # noqa: E731
         line = (
             f"{o.cell.algo:<18} {o.cell.dataset:<36} {o.cell.seed:>4} {o.status:<8} "
-            f"{score(o.final_score):>8} {score(o.best_score):>8}"
+            f"{o.updates:>9} {score(o.final_score):>8} {score(o.best_score):>8}"
         )
         lines.append(line + (f"  {o.error}" if o.error else ""))
     return "\n".join(lines)
@@ -191,11 +252,34 @@ def summary_table(outcomes: Sequence) -> str:
 
 # -- main ----------------------------------------------------------------------------------------
 def resolve_device(name: str) -> str:
-    if name != "auto":
-        return name
+    """``auto`` -> cuda if present, else cpu; any other name is checked against this machine
+    (ValueError naming what is available)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    available = available_devices()
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"--device {name!r} is not a device name; available here: {', '.join(available)}"
+        ) from None
+    index = device.index or 0
+    if device.type == "cuda" and index >= torch.cuda.device_count():
+        raise ValueError(
+            f"--device {name!r}: CUDA is not available here (torch {torch.__version__}, "
+            f"{torch.cuda.device_count()} CUDA device(s)); available: {', '.join(available)}"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r} is not supported; available: {', '.join(available)}")
+    return name
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    return ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,17 +287,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = make_plan(args)
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, OverrideError) as error:
         parser.error(str(error.args[0] if isinstance(error, KeyError) else error))
-    if args.plan:
-        print_plan(plan)
-        return 0
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
-    return execute(plan, args)
+    try:  # before any cell starts: a bad device or budget is a usage error
+        args.device = resolve_device(args.device)
+        budget = parse_duration(args.time_budget) if args.time_budget is not None else None
+    except ValueError as error:
+        parser.error(str(error))
+    if args.plan:
+        print_plan(plan)
+        print_cost(plan, args)
+        return 0
+    return execute(plan, args, budget)
 
 
-def execute(plan: Plan, args: argparse.Namespace) -> int:
+def print_cost(plan: Plan, args: argparse.Namespace) -> None:
+    """What the run costs: updates, evaluations and (with ``--probe``) a wall-clock estimate."""
+    from benchmark import cost
+    from benchmark.runner import default_workers
+
+    workers = args.workers or default_workers(len(plan.cells))
+    print(cost.describe(plan, workers, args.device, probe=args.probe))
+
+
+def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
+    import time
+
     from tqdm import tqdm
 
     from benchmark import runner
@@ -232,7 +333,8 @@ def execute(plan: Plan, args: argparse.Namespace) -> int:
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    tasks = make_tasks(plan, args, str(root), dataset_ids, workers)
+    stop_at = None if budget_s is None else time.time() + budget_s - budget_reserve(budget_s)
+    tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at)
     print_plan(plan)
     bar = tqdm(total=len(tasks), desc="cells", unit="cell", position=0)
 
@@ -252,11 +354,25 @@ def execute(plan: Plan, args: argparse.Namespace) -> int:
     if bad:
         print(f"{len(bad)} of {len(outcomes)} cells did not finish", file=sys.stderr)
         return EXIT_FAILED_CELLS
+    paused = [o for o in outcomes if o.status == "paused"]
+    if paused:
+        print(
+            f"time budget reached: {len(outcomes) - len(paused)} cell(s) finished, "
+            f"{len(paused)} stopped at a checkpoint and will resume when the same command "
+            f"runs again (exit status {EXIT_INCOMPLETE}: incomplete)",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
     return 0
 
 
 def make_tasks(
-    plan: Plan, args: argparse.Namespace, root: str, dataset_ids: dict[str, str], workers: int
+    plan: Plan,
+    args: argparse.Namespace,
+    root: str,
+    dataset_ids: dict[str, str],
+    workers: int,
+    stop_at: float | None = None,
 ) -> list:
     import os
 
@@ -273,6 +389,8 @@ def make_tasks(
             dataset_id=None if cell.dataset == ONLINE else dataset_ids[cell.dataset],
             reference_ids=reference_datasets(plan, dataset_ids),
             minari_root=os.environ.get("MINARI_DATASETS_PATH"),
+            overrides=plan.overrides,
+            stop_at=stop_at,
         )
         for cell in plan.cells
     ]

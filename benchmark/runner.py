@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from benchmark import profiles, registry
 from benchmark.atomic import atomic_write
+from benchmark.diagnostics import MetricsAccumulator, first_non_finite
+from benchmark.overrides import Overrides
 from benchmark.profiles import Profile
 from benchmark.results import (
     ONLINE,
@@ -39,6 +41,7 @@ from benchmark.results import (
     package_versions,
     read_evals,
     write_json,
+    write_metrics,
     write_rows,
 )
 
@@ -51,6 +54,10 @@ class ConfigMismatchError(RuntimeError):
     """A cell folder holds results made with another configuration: resuming would mix them."""
 
 
+class CheckpointError(RuntimeError):
+    """A cell's checkpoint cannot be read or does not fit its trainer."""
+
+
 @dataclass(frozen=True)
 class CellTask:
     """Everything a worker (local process or Ray task) needs to run one cell.
@@ -58,6 +65,9 @@ class CellTask:
     dataset_id: the Minari id actually loaded (a profile's small variant or the recipe's own).
     reference_ids: datasets whose reference scores online cells use (this profile's datasets).
     minari_root: ``MINARI_DATASETS_PATH`` to use in the worker (Ray workers may not inherit it).
+    overrides: the command's ``--set`` items, applied to the profile and the config.
+    stop_at: wall-clock time (``time.time()``) after which the cell stops at its next exact
+        checkpoint (``--time-budget``); None: train to the end.
     """
 
     cell: Cell
@@ -68,12 +78,16 @@ class CellTask:
     reference_ids: tuple[str, ...] = ()
     minari_root: str | None = None
     progress: bool = True
+    overrides: Overrides = field(default_factory=Overrides)
+    stop_at: float | None = None
 
 
 @dataclass(frozen=True)
 class CellOutcome:
     cell: Cell
-    status: str  # "done", "skipped" (already done), "failed", "busy" (another process has it)
+    # "done", "skipped" (already done), "failed", "busy" (another process has it),
+    # "paused" (stopped by the time budget at a checkpoint: the next run resumes it)
+    status: str
     final_score: float = math.nan
     best_score: float = math.nan
     updates: int = 0
@@ -121,11 +135,27 @@ def run_cell(task: CellTask) -> CellOutcome:
             return CellOutcome(task.cell, "busy", error="another process is running this cell")
         for leftover in paths.folder.glob(".*.tmp"):  # half-written files of a killed attempt
             leftover.unlink()
+        if _out_of_time(task):  # the budget ran out before this cell's turn came
+            return _paused_outcome(task.cell, paths)
         try:
-            _train_cell(task, paths)
+            finished = _train_cell(task, paths)
         except Exception as error:
             return _record_failure(task.cell, paths, error)
+    if not finished:
+        return _paused_outcome(task.cell, paths)
     return _finished_outcome(task.cell, paths, "done")
+
+
+def _out_of_time(task: CellTask) -> bool:
+    return task.stop_at is not None and time.time() >= task.stop_at
+
+
+def _paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
+    """A cell the budget stopped (or never started): the updates its checkpoint holds."""
+    import json
+
+    meta = json.loads(paths.meta.read_text()) if paths.meta.exists() else {}
+    return CellOutcome(cell, "paused", updates=int(meta.get("checkpoint_update", 0)))
 
 
 @contextlib.contextmanager
@@ -179,9 +209,16 @@ class _CellRun:
     references: Any
     rows: list[EvalRow]
     seconds: float  # training wall-clock of earlier attempts
+    metrics: MetricsAccumulator = field(default_factory=MetricsAccumulator)
+    metric_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_updates(self) -> int:
+        return self.profile.updates
 
 
-def _train_cell(task: CellTask, paths: CellPaths) -> None:
+def _train_cell(task: CellTask, paths: CellPaths) -> bool:
+    """Train the cell to its end (True) or, under a time budget, to a checkpoint (False)."""
     if task.minari_root:
         os.environ["MINARI_DATASETS_PATH"] = task.minari_root
     import torch
@@ -191,15 +228,20 @@ def _train_cell(task: CellTask, paths: CellPaths) -> None:
     paths.failed.unlink(missing_ok=True)
     eval_env = run.protocol.make_env()
     try:
-        _training_loop(run, eval_env)
+        finished = _training_loop(run, eval_env)
     finally:
         eval_env.close()
         close = getattr(getattr(run.trainer, "env", None), "close", None)
         if close is not None:
             close()
+    if not finished:
+        updates = run.trainer.updates
+        write_json(paths.meta, {**meta, "status": "paused", "checkpoint_update": updates})
+        return False
     write_json(paths.meta, {**meta, "status": "done", "finished": time.time()})
     # Written last: its presence is the one meaning of "finished".
     atomic_write(paths.done, lambda file: file.write(b"done\n"))
+    return True
 
 
 def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, Any]]:
@@ -213,9 +255,9 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     from benchmark.sampler import FrameReplay
 
     cell = task.cell
-    profile = profiles.get(cell.profile)
+    profile = task.overrides.apply_profile(profiles.get(cell.profile))
     spec = registry.get(cell.algo)
-    config = profile.apply(spec.default_config())
+    config = task.overrides.apply_config(profile.apply(spec.default_config()))
     protocol = Protocol(profile.eval_episodes, profile.episode_time_limit_s)
     if spec.offline:
         dataset = minari.load_dataset(task.dataset_id)
@@ -246,6 +288,7 @@ def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, referenc
             "evaluation": protocol.to_json(),
             "dataset_id": task.dataset_id,
             "references": asdict(references),
+            "overrides": task.overrides.to_json(),  # the --set items behind config and profile
         },
         "device": task.device,
         "torch_threads": task.threads,
@@ -276,42 +319,64 @@ def _resume(run: _CellRun) -> None:
 
     if not run.paths.checkpoint.exists():
         write_rows(run.paths.evals, [])
+        write_metrics(run.paths.metrics, [])
         return
-    state = torch.load(run.paths.checkpoint, map_location="cpu", weights_only=False)
-    run.trainer.load_state_dict(state["trainer"])
-    run.rows = [EvalRow(**row) for row in state["rows"]]
-    run.seconds = float(state["seconds"])
+    try:
+        state = torch.load(run.paths.checkpoint, map_location="cpu", weights_only=False)
+        run.trainer.load_state_dict(state["trainer"])
+        run.rows = [EvalRow(**row) for row in state["rows"]]
+        run.metric_rows = list(state.get("metric_rows", []))
+        run.metrics.load_state_dict(
+            state.get("metrics", {"sums": {}, "counts": {}}), run.trainer.device
+        )
+        run.seconds = float(state["seconds"])
+    except Exception as error:
+        raise CheckpointError(
+            f"cannot resume from {run.paths.checkpoint}: {type(error).__name__}: {error}. "
+            f"To restart this cell from scratch, delete its folder {run.paths.folder} "
+            "and run the same command again"
+        ) from error
     write_rows(run.paths.evals, run.rows)  # drops rows evaluated after the checkpoint
+    write_metrics(run.paths.metrics, run.metric_rows)
 
 
-def _training_loop(run: _CellRun, eval_env: Any) -> None:
+def _training_loop(run: _CellRun, eval_env: Any) -> bool:
+    """Train, evaluate on schedule, checkpoint; True at the end, False when the time budget
+    stopped the cell at an exact checkpoint (offline: any update; online: an episode start)."""
     trainer, profile = run.trainer, run.profile
     started = time.perf_counter()
     elapsed = lambda: run.seconds + time.perf_counter() - started  # noqa: E731
     checkpoint_due = False
+    exact_here = lambda: getattr(trainer, "at_episode_boundary", True)  # noqa: E731
     bar = _progress_bar(run)
-    while trainer.updates < profile.updates:
+    while trainer.updates < run.total_updates:
+        if _out_of_time(run.task) and exact_here():
+            _checkpoint(run, elapsed())
+            bar.close()
+            return False
         _check_parent()
         before = trainer.updates
-        _check_finite(trainer.step(), trainer.updates)
+        metrics = trainer.step()
         if trainer.updates == before:  # online warm-up: environment steps without updates
             continue
+        run.metrics.add(metrics)  # summed on the device: no host-device sync per update
         bar.update(1)
-        if trainer.updates % profile.eval_interval == 0 or trainer.updates == profile.updates:
+        if trainer.updates % profile.eval_interval == 0 or trainer.updates == run.total_updates:
             _evaluate(run, eval_env, elapsed())
             checkpoint_due = True
         # Online trainers are exact only at episode boundaries: checkpoint at the first one.
-        if checkpoint_due and getattr(trainer, "at_episode_boundary", True):
+        if checkpoint_due and exact_here():
             _checkpoint(run, elapsed())
             checkpoint_due = False
     if not run.rows or run.rows[-1].update != trainer.updates:
         _evaluate(run, eval_env, elapsed())  # a resumed cell that had already trained to the end
     bar.close()
+    return True
 
 
 def _progress_bar(run: _CellRun) -> tqdm:
     return tqdm(
-        total=run.profile.updates,
+        total=run.total_updates,
         initial=run.trainer.updates,
         desc=run.task.cell.label,
         unit="upd",
@@ -327,10 +392,30 @@ def _check_parent() -> None:
         raise SystemExit("the launching process is gone")
 
 
-def _check_finite(metrics: dict[str, float], update: int) -> None:
-    for key, value in metrics.items():
-        if not math.isfinite(float(value)):
-            raise DivergedError(f"metric {key!r} is {value} at update {update}")
+def _record_metrics(run: _CellRun) -> None:
+    """Average the metrics since the last evaluation into one row (one device read) and check
+    them: a non-finite average means some update in the window diverged."""
+    if not run.metrics:
+        return
+    means = run.metrics.means()
+    window = (run.metric_rows[-1]["update"] if run.metric_rows else 0, run.trainer.updates)
+    if (name := first_non_finite(means)) is not None:
+        raise DivergedError(
+            f"metric {name!r} is {means[name]} (mean over updates {window[0] + 1}..{window[1]})"
+        )
+    cell = run.task.cell
+    run.metric_rows.append(
+        {
+            "algo": cell.algo,
+            "dataset": cell.dataset,
+            "seed": cell.seed,
+            "profile": cell.profile,
+            "update": run.trainer.updates,
+            **means,
+        }
+    )
+    run.metrics.reset()
+    write_metrics(run.paths.metrics, run.metric_rows)
 
 
 def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
@@ -338,6 +423,7 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
     from baselines.common.training import rng_state, set_rng_state
     from benchmark.evaluation import evaluate
 
+    _record_metrics(run)
     saved = rng_state()
     result = evaluate(run.trainer.agent, eval_env, run.protocol, run.references)
     set_rng_state(saved)
@@ -356,6 +442,8 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
             return_std=result.std,
             normalized_score=result.normalized_score,
             seconds=round(seconds, 3),
+            q_estimate=result.q_estimate,
+            discounted_return=result.discounted_return,
         )
     )
     write_rows(run.paths.evals, run.rows)
@@ -367,6 +455,8 @@ def _checkpoint(run: _CellRun, seconds: float) -> None:
     state = {
         "trainer": run.trainer.state_dict(),
         "rows": [asdict(row) for row in run.rows],
+        "metric_rows": run.metric_rows,
+        "metrics": run.metrics.state_dict(),  # the window since the last evaluation
         "seconds": seconds,
     }
     atomic_write(run.paths.checkpoint, lambda file: torch.save(state, file))

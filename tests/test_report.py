@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from benchmark import plots, report
-from benchmark.results import COLUMNS, Cell, CellPaths, EvalRow, write_json, write_rows
+from benchmark.results import (
+    COLUMNS,
+    Cell,
+    CellPaths,
+    EvalRow,
+    metrics_frame,
+    write_json,
+    write_rows,
+)
 
 RANDOM, EXPERT = "vorb/walker-walk/random-v0", "vorb/walker-walk/expert-v0"
 
@@ -52,9 +60,10 @@ def synthetic_table() -> pd.DataFrame:
             for seed in range(3):
                 for step, fraction in ((100, 0.5), (200, 1.0), (300, 0.9)):
                     score = level * fraction + seed
-                    rows.append(
-                        (algo, dataset, seed, "demo", step, step * 2, score * 10, 1.0, score, 1.0)
-                    )
+                    truth = score * 1.8  # offline SAC-CURL overestimates, CQL-CURL does not
+                    estimate = truth * (3.0 if algo == "sac-curl-offline" else 0.8)
+                    key = (algo, dataset, seed, "demo", step, step * 2)
+                    rows.append((*key, score * 10, 1.0, score, 1.0, estimate, truth))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -90,6 +99,7 @@ def test_figures_render_non_trivial_images(tmp_path: Path) -> None:
         "learning_curves_update",
         "aggregate_iqm",
         "performance_profile",
+        "q_estimate_vs_return",
     }
     assert all((tmp_path / name).stat().st_size > 1_000 for name in names)  # PDFs too
     for png in pngs:
@@ -118,3 +128,28 @@ def test_report_command_writes_leaderboard_and_figures(tmp_path: Path) -> None:
     assert set(board["dataset"]) == {RANDOM, EXPERT, "online", "aggregate"}
     assert (tmp_path / "out" / "figures" / "performance_profile.pdf").is_file()
     assert report.main(["--results", str(tmp_path / "runs"), "--profile", "full"]) == 2
+
+
+def test_leaderboard_reports_final_overestimation() -> None:
+    board = report.leaderboard(report.per_run_scores(synthetic_table()))
+    gap = board.set_index(["algo", "dataset"])["final_q_gap"]
+    assert gap["sac-curl-offline", EXPERT] > 0 > gap["cql-curl", EXPERT]  # over vs conservative
+    assert gap["sac-curl-offline", "aggregate"] == pytest.approx(
+        gap[["sac-curl-offline"]].drop("aggregate", level="dataset").mean()
+    )
+
+
+def test_training_metrics_figure_has_a_panel_per_metric(tmp_path: Path) -> None:
+    rows = [
+        {"algo": algo, "dataset": EXPERT, "seed": seed, "profile": "demo", "update": update}
+        | ({"critic_loss": 1.0 / update + seed, "q1": update / 10} if algo != "bc" else {})
+        | ({"bc_loss": 2.0 / update} if algo == "bc" else {})
+        for algo in ("cql-curl", "bc")
+        for seed in range(2)
+        for update in (100, 200, 300)
+    ]
+    names = plots.training_metrics(metrics_frame(rows), tmp_path)
+    assert names == ["training_metrics.png", "training_metrics.pdf"]
+    image = matplotlib.image.imread(tmp_path / "training_metrics.png")
+    assert image.shape[0] > image.shape[1]  # three metrics stacked over one dataset column
+    assert plots.training_metrics(metrics_frame([]), tmp_path) == []

@@ -1,0 +1,157 @@
+"""What a run costs before it starts (``python -m benchmark.run --plan [--probe]``).
+
+Counts come from the plan; with ``--probe`` a few timed updates of each baseline on the chosen
+device and a few rendered environment steps turn them into a wall-clock estimate, so that a user
+learns before starting that ``full`` on a 2-core CPU takes months.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.profiles import FULL_EPISODE_S, Profile
+
+PROBE_WARMUP, PROBE_UPDATES, PROBE_STEPS = 2, 3, 20
+
+
+@dataclass(frozen=True)
+class CellCost:
+    """Work of one cell: gradient updates and rendered environment steps."""
+
+    updates: int
+    evaluations: int
+    eval_steps: int  # rendered steps of all its evaluation episodes
+    env_steps: int  # rendered training steps (online cells)
+
+
+def agent_steps_per_episode(profile: Profile) -> int:
+    return round(profile.episode_time_limit_s / FULL_EPISODE_S * 500)
+
+
+def cell_cost(profile: Profile, updates: int, config: Any, online: bool) -> CellCost:
+    evaluations = math.ceil(updates / profile.eval_interval)
+    eval_steps = evaluations * profile.eval_episodes * agent_steps_per_episode(profile)
+    env_steps = updates + getattr(config, "initial_random_steps", 0) if online else 0
+    return CellCost(updates, evaluations, eval_steps, env_steps)
+
+
+def plan_costs(plan: Any) -> list[tuple[Any, CellCost]]:
+    """(cell, cost) for every cell of a :class:`benchmark.run.Plan`."""
+    from benchmark import registry
+
+    costs = []
+    for cell in plan.cells:
+        spec = registry.get(cell.algo)
+        config = plan.overrides.apply_config(plan.profile.apply(spec.default_config()))
+        updates = _updates_for(plan.profile, cell.algo)
+        costs.append((cell, cell_cost(plan.profile, updates, config, not spec.offline)))
+    return costs
+
+
+def _updates_for(profile: Profile, algo: str) -> int:
+    per_algo = getattr(profile, "updates_for", None)
+    return per_algo(algo) if per_algo is not None else profile.updates
+
+
+def describe(plan: Any, workers: int, device: str, probe: bool) -> str:
+    costs = plan_costs(plan)
+    updates = sum(c.updates for _, c in costs)
+    evaluations = sum(c.evaluations for _, c in costs)
+    rendered = sum(c.eval_steps + c.env_steps for _, c in costs)
+    lines = [
+        f"cost: {len(costs)} cells, {updates:,} updates, {evaluations:,} evaluations "
+        f"({plan.profile.eval_episodes} episode(s) each), {rendered:,} rendered agent steps"
+    ]
+    if not probe:
+        lines.append("(add --probe for a wall-clock estimate timed on this machine)")
+        return "\n".join(lines)
+    seconds = estimate_seconds(plan, costs, workers, device)
+    lines.append(
+        f"estimate on {device} with {workers} worker(s): {format_duration(seconds)} "
+        "(cells spread evenly over the workers; workers sharing a device slow each other)"
+    )
+    return "\n".join(lines)
+
+
+def estimate_seconds(plan: Any, costs: list, workers: int, device: str) -> float:
+    """Sum of every cell's probed cost, divided among the workers."""
+    import torch
+
+    from benchmark import registry
+    from benchmark.runner import threads_per_worker
+
+    torch.set_num_threads(threads_per_worker(workers))
+    per_update = {
+        spec.name: probe_update_seconds(spec, plan, device)
+        for spec in {
+            registry.get(cell.algo).name: registry.get(cell.algo) for cell, _ in costs
+        }.values()
+    }
+    per_step = probe_step_seconds(plan.profile)
+    total = sum(
+        cost.updates * per_update[cell.algo] + (cost.eval_steps + cost.env_steps) * per_step
+        for cell, cost in costs
+    )
+    return total / max(1, min(workers, len(costs)))
+
+
+def probe_update_seconds(spec: Any, plan: Any, device: str) -> float:
+    """Seconds per update of ``spec`` on ``device``: a few timed updates on a random batch."""
+    import torch
+
+    from benchmark.sampler import TransitionBatch
+
+    config = plan.overrides.apply_config(plan.profile.apply(spec.default_config()))
+    agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device(device))
+    size = config.batch_size
+    batch = TransitionBatch(
+        obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, device=device),
+        action=torch.rand((size, 6), device=device) * 2 - 1,
+        reward=torch.rand((size, 1), device=device),
+        next_obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, device=device),
+        not_done=torch.ones((size, 1), device=device),
+    )
+    for _ in range(PROBE_WARMUP):
+        agent.update(batch)
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in range(PROBE_UPDATES):
+        agent.update(batch)
+    _synchronize(device)
+    return (time.perf_counter() - started) / PROBE_UPDATES
+
+
+def probe_step_seconds(profile: Profile) -> float:
+    """Seconds per rendered agent step of the pixel walker (evaluation and online acting)."""
+    import gymnasium as gym
+
+    from benchmark.envs import ENV_ID
+
+    env = gym.make(ENV_ID, time_limit_s=profile.episode_time_limit_s)
+    try:
+        env.reset(seed=0)
+        started = time.perf_counter()
+        for _ in range(PROBE_STEPS):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                env.reset()
+        return (time.perf_counter() - started) / PROBE_STEPS
+    finally:
+        env.close()
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:.0f} seconds"
