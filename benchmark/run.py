@@ -313,8 +313,6 @@ def print_cost(plan: Plan, args: argparse.Namespace) -> None:
 
 
 def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
-    import time
-
     from tqdm import tqdm
 
     from benchmark import runner
@@ -326,6 +324,8 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     except PermissionError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    # The budget counts from here: datasets built on the fly are inside it.
+    stop_at = None if budget_s is None else runner._now() + budget_s - budget_reserve(budget_s)
     workers = args.workers or runner.default_workers(len(plan.cells))
     ensure_headless_gl()  # chosen once here; spawned workers inherit MUJOCO_GL
     try:
@@ -333,7 +333,6 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    stop_at = None if budget_s is None else time.time() + budget_s - budget_reserve(budget_s)
     tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at)
     print_plan(plan)
     bar = tqdm(total=len(tasks), desc="cells", unit="cell", position=0)

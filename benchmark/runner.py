@@ -128,6 +128,8 @@ def run_cell(task: CellTask) -> CellOutcome:
     """Run (or resume, or skip) one cell; every error is recorded, none escapes."""
     paths = CellPaths.of(task.root, task.cell)
     if paths.done.exists():
+        if (conflict := _finished_with_other_setup(task, paths)) is not None:
+            return CellOutcome(task.cell, "failed", error=conflict)
         return _finished_outcome(task.cell, paths, "skipped")
     paths.folder.mkdir(parents=True, exist_ok=True)
     with _cell_lock(paths) as locked:
@@ -146,8 +148,50 @@ def run_cell(task: CellTask) -> CellOutcome:
     return _finished_outcome(task.cell, paths, "done")
 
 
+def _now() -> float:
+    """The wall clock the time budget is measured on (one place, so tests can drive it)."""
+    return time.time()
+
+
+def _finished_with_other_setup(task: CellTask, paths: CellPaths) -> str | None:
+    """A finished cell is skipped only if the command asks for what it holds: the same config,
+    profile and ``--set`` items (a cheap check: no dataset is loaded for it)."""
+    import dataclasses
+    import json
+
+    before = json.loads(paths.meta.read_text()).get("setup", {})
+    profile = task.overrides.apply_profile(profiles.get(task.cell.profile))
+    config = task.overrides.apply_config(
+        profile.apply(registry.get(task.cell.algo).default_config())
+    )
+    wanted = {
+        "config": dataclasses.asdict(config),
+        "profile": profile.to_json(),
+        "overrides": task.overrides.to_json(),
+    }
+    held = {key: before.get(key) for key in wanted}
+    if _canonical(held) == _canonical(wanted):
+        return None
+    return str(ConfigMismatchError(_mismatch_message(paths)))
+
+
+def _canonical(record: Any) -> str:
+    import json
+
+    # Compared as canonical JSON text: NaN (no references) equals itself there.
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+def _mismatch_message(paths: CellPaths) -> str:
+    return (
+        f"{paths.folder} holds results of another configuration (config, profile, "
+        "evaluation, dataset or --set items changed); use another --results folder or delete "
+        "that one"
+    )
+
+
 def _out_of_time(task: CellTask) -> bool:
-    return task.stop_at is not None and time.time() >= task.stop_at
+    return task.stop_at is not None and _now() >= task.stop_at
 
 
 def _paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
@@ -304,13 +348,8 @@ def _check_same_setup(paths: CellPaths, meta: dict) -> None:
     if not paths.meta.exists():
         return
     before = json.loads(paths.meta.read_text()).get("setup")
-    # Compared as canonical JSON text: NaN (no references) equals itself there.
-    canonical = lambda record: json.dumps(record, sort_keys=True, default=str)  # noqa: E731
-    if canonical(before) != canonical(meta["setup"]):
-        raise ConfigMismatchError(
-            f"{paths.folder} holds results of another configuration (config, profile, "
-            "evaluation or dataset changed); use another --results folder or delete that one"
-        )
+    if _canonical(before) != _canonical(meta["setup"]):
+        raise ConfigMismatchError(_mismatch_message(paths))
 
 
 def _resume(run: _CellRun) -> None:
