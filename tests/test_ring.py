@@ -82,7 +82,7 @@ def fill(replay: FrameReplay, reference: Reference, lengths: list[int], seed: in
 def assert_matches(replay: FrameReplay, reference: Reference) -> None:
     live = min(replay.capacity, len(reference.obs))
     assert len(replay) == live
-    batch = replay.get(torch.arange(live))
+    batch = replay.get(torch.arange(live)).to("cpu")
     first = len(reference.obs) - live
     assert [numbers(s) for s in batch.obs] == reference.obs[first:]
     assert [numbers(s) for s in batch.next_obs] == reference.next_obs[first:]
@@ -90,12 +90,19 @@ def assert_matches(replay: FrameReplay, reference: Reference) -> None:
     assert batch.reward.squeeze(1).tolist() == [float(o[-1]) for o in reference.next_obs[first:]]
 
 
-def new_replay(capacity: int = 7) -> FrameReplay:
-    return FrameReplay(capacity, (HWC[2], HWC[0], HWC[1]), ACTION_DIM, K)
+def new_replay(capacity: int = 7, device: str = "cpu") -> FrameReplay:
+    return FrameReplay(capacity, (HWC[2], HWC[0], HWC[1]), ACTION_DIM, K, device=device)
 
 
-def test_stacks_stay_exact_at_and_past_the_wrap() -> None:
-    replay, reference = new_replay(), Reference()
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_stacks_stay_exact_at_and_past_the_wrap(device: str) -> None:
+    replay, reference = new_replay(device=device), Reference()
     rng = np.random.default_rng(0)
     for length in LENGTHS:
         replay.start_episode(frame(reference.start()))
@@ -108,10 +115,13 @@ def test_stacks_stay_exact_at_and_past_the_wrap() -> None:
     assert replay.num_frames > replay.frame_capacity  # the frame ring wrapped too
 
 
-def test_sampling_is_uniform_over_the_live_transitions_only() -> None:
-    replay, reference = new_replay(), Reference()
+@pytest.mark.parametrize("device", DEVICES)
+def test_sampling_is_uniform_over_the_live_transitions_only(device: str) -> None:
+    replay, reference = new_replay(device=device), Reference()
     fill(replay, reference, LENGTHS, seed=0)
-    batch = replay.sample(4000, torch.Generator().manual_seed(0))
+    batch = replay.sample(4000, torch.Generator(device=replay.device).manual_seed(0))
+    assert batch.obs.device == replay.device  # gathered and stacked where the replay lives
+    batch = batch.to("cpu")
     live = {tuple(o) for o in reference.obs[-replay.capacity :]}
     drawn = [tuple(numbers(s)) for s in batch.obs]
     assert set(drawn) == live
@@ -295,6 +305,11 @@ def one_thread() -> Any:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def test_moving_to_its_own_device_is_free() -> None:
+    replay = new_replay()
+    assert replay.to("cpu") is replay and replay.to(torch.device("cpu")) is replay
 
 
 def test_online_trainer_runs_past_its_capacity_with_exact_stacks() -> None:

@@ -7,7 +7,9 @@ owns seeding, the device, the evaluation schedule and results: it builds a train
 :func:`make_trainer`, calls ``step()`` and evaluates ``trainer.agent`` when it chooses.
 
 ``trainer.state_dict()`` holds everything needed to continue bit for bit on CPU: the agent
-(networks, optimisers, temperature), the replay position, every RNG and the step counters.
+(networks, optimisers, temperature), the replay position, every RNG and the step counters. An
+online trainer's replay is a ring; with ``attach_store(folder)`` its checkpoints hold only what is
+new (chunk files in ``folder``), and ``checkpoint_saved()`` after each write frees the rest.
 """
 
 from __future__ import annotations
