@@ -121,8 +121,8 @@ class FrameReplay:
         if needed - low <= size:
             return
         grown_size = max(needed - low, size + size // 4 + 16)
-        grown = torch.empty((grown_size, *self._frames.shape[1:]), dtype=torch.uint8)
-        grown = grown.to(self.device)
+        shape = (grown_size, *self._frames.shape[1:])
+        grown = torch.empty(shape, dtype=torch.uint8, device=self.device)
         if self.num_frames <= size:  # never wrapped: slots are global indices
             grown[: self.num_frames] = self._frames[: self.num_frames]
         else:
