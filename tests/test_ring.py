@@ -103,6 +103,7 @@ DEVICES = [
 @pytest.mark.parametrize("device", DEVICES)
 def test_stacks_stay_exact_at_and_past_the_wrap(device: str) -> None:
     replay, reference = new_replay(device=device), Reference()
+    initial_frame_slots = replay.frame_capacity
     rng = np.random.default_rng(0)
     for length in LENGTHS:
         replay.start_episode(frame(reference.start()))
@@ -112,7 +113,8 @@ def test_stacks_stay_exact_at_and_past_the_wrap(device: str) -> None:
             replay.add(action, float(number), False, frame(number))
             assert_matches(replay, reference)  # every step: before, at and after the wrap
     assert replay.transitions_added == sum(LENGTHS) > 6 * replay.capacity
-    assert replay.num_frames > replay.frame_capacity  # the frame ring wrapped too
+    assert replay.num_frames > replay.frame_capacity  # the frame ring wrapped too ...
+    assert replay.frame_capacity > initial_frame_slots  # ... and grew while wrapped
 
 
 @pytest.mark.parametrize("device", DEVICES)
