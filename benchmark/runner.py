@@ -314,6 +314,8 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     meta = _meta(task, config, profile, protocol, references)
     _check_same_setup(paths, meta)
     trainer = make_trainer(spec, config, source, cell.seed, torch.device(task.device))
+    # Online replay: checkpoints write only its new frames, as chunk files in replay/.
+    trainer.attach_store(paths.folder / "replay")
     run = _CellRun(task, paths, profile, trainer, protocol, references, [], 0.0)
     _resume(run)
     meta["attempt_started"] = time.time()
@@ -499,6 +501,7 @@ def _checkpoint(run: _CellRun, seconds: float) -> None:
         "seconds": seconds,
     }
     atomic_write(run.paths.checkpoint, lambda file: torch.save(state, file))
+    run.trainer.checkpoint_saved()  # in place: replay chunks it no longer needs can go
 
 
 # -- launchers ---------------------------------------------------------------------------------

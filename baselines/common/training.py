@@ -7,12 +7,15 @@ owns seeding, the device, the evaluation schedule and results: it builds a train
 :func:`make_trainer`, calls ``step()`` and evaluates ``trainer.agent`` when it chooses.
 
 ``trainer.state_dict()`` holds everything needed to continue bit for bit on CPU: the agent
-(networks, optimisers, temperature), the replay position, every RNG and the step counters.
+(networks, optimisers, temperature), the replay position, every RNG and the step counters. An
+online trainer's replay is a ring; with ``attach_store(folder)`` its checkpoints hold only what is
+new (chunk files in ``folder``), and ``checkpoint_saved()`` after each write frees the rest.
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -77,8 +80,10 @@ class OfflineTrainer:
         seed: int,
         device: torch.device,
     ) -> None:
-        self.agent, self.replay, self.batch_size, self.device = agent, replay, batch_size, device
-        self.generator = torch.Generator().manual_seed(seed)
+        self.agent, self.batch_size, self.device = agent, batch_size, device
+        # The dataset lives where the agent computes: batches are gathered there, not copied.
+        self.replay = replay.to(device)
+        self.generator = torch.Generator(device=self.replay.device).manual_seed(seed)
         self.updates = 0
         self.env_steps = 0  # offline: the environment is never stepped
 
@@ -87,6 +92,12 @@ class OfflineTrainer:
         metrics = self.agent.update(batch)
         self.updates += 1
         return metrics
+
+    def attach_store(self, folder: Path | str) -> None:
+        """Nothing to store: the dataset is not part of an offline checkpoint."""
+
+    def checkpoint_saved(self) -> None:
+        """Nothing to clean up (see :meth:`attach_store`)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -127,8 +138,11 @@ class OnlineTrainer:
         self.action_repeat, self.seed = action_repeat, seed
         frame = env.observation_space["pixels"].shape
         self.action_dim = int(np.prod(env.action_space.shape))
-        self.replay = FrameReplay(replay_capacity, (frame[2], frame[0], frame[1]), self.action_dim)
-        self.generator = torch.Generator().manual_seed(seed)
+        # A ring of the latest replay_capacity transitions, on the agent's device.
+        self.replay = FrameReplay(
+            replay_capacity, (frame[2], frame[0], frame[1]), self.action_dim, device=device
+        )
+        self.generator = torch.Generator(device=self.replay.device).manual_seed(seed)
         self.action_rng = np.random.default_rng(seed)
         self.stacker = FrameStacker()
         self.updates = self.agent_steps = self.episodes = 0
@@ -168,6 +182,16 @@ class OnlineTrainer:
         )
         self.updates += 1
         return metrics
+
+    def attach_store(self, folder: Path | str) -> None:
+        """Checkpoint the replay incrementally into chunk files in ``folder`` (call once, before
+        :meth:`load_state_dict`): each state_dict then writes only what is new since the last.
+        Without it, state_dict holds the whole replay in memory."""
+        self.replay.attach_store(folder)
+
+    def checkpoint_saved(self) -> None:
+        """Call after the state_dict is safely written: deletes chunks it no longer needs."""
+        self.replay.checkpoint_saved()
 
     @property
     def at_episode_boundary(self) -> bool:
