@@ -305,7 +305,7 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     protocol = Protocol(profile.eval_episodes, profile.episode_time_limit_s)
     if spec.offline:
         dataset = minari.load_dataset(task.dataset_id)
-        source: Any = FrameReplay.from_minari(dataset)
+        source: Any = FrameReplay.from_minari(dataset, device=torch.device(task.device))
         references = reference_scores(dataset)
     else:
         candidates = tuple(minari.load_dataset(i) for i in task.reference_ids)

@@ -209,3 +209,15 @@ def test_plan_probe_estimates_wall_clock(capsys: pytest.CaptureFixture[str]) -> 
     assert run.main(argv) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("estimate"))
     assert "estimate on cpu with 1 worker(s):" in line and "seconds" in line
+
+
+# -- the online ring through the CLI ----------------------------------------------------------------
+def test_an_online_cell_runs_past_its_replay_capacity(tmp_path: Path, in_process: None) -> None:
+    # smoke: 10 random warm-up steps; 40 updates = 50 agent steps into a 30-transition ring.
+    extra = ("--algos", "sac-curl-online", "--set", "replay_capacity=30", "--set", "updates=40")
+    extra += ("--set", "eval_interval=20")
+    assert run.main(smoke_argv(tmp_path / "r", *extra)) == 0
+    cell = CellPaths.of(tmp_path / "r", Cell("sac-curl-online", "online", 0, "smoke"))
+    assert load_results(tmp_path / "r")["update"].tolist() == [20, 40]
+    assert json.loads(cell.meta.read_text())["setup"]["config"]["replay_capacity"] == 30
+    assert any((cell.folder / "replay").iterdir())  # incremental chunks beside the checkpoint
