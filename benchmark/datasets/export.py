@@ -7,7 +7,8 @@ in a temporary folder or file next to its destination and renamed into place whe
 - ``minari-hdf5``: a Minari dataset under its own id (default: ``<name>-hdf5-v<N>``) in Minari's
   hdf5 backend, frames raw (Minari would JPEG-encode them by default). torchrl's
   ``MinariExperienceReplay(<id>, batch_size, load_from_local_minari=True)`` reads it (torchrl
-  reads only ``data/main_data.hdf5``, not the zstd Arrow files VORB builds).
+  reads only ``data/main_data.hdf5``, not the zstd Arrow files VORB builds); use
+  :func:`torchrl_replay`, which works around a torchrl bug that zeroes the data.
 - ``vd4rl``: V-D4RL's layout, a folder of hdf5 files (``000000.hdf5``, ... in episode order,
   :data:`VD4RL_EPISODES_PER_FILE` episodes each) with ``observation`` uint8 (T, 3, 84, 84),
   ``action`` float32, ``reward`` float32, ``discount`` float32, ``step_type`` uint8 (0 first,
@@ -164,6 +165,29 @@ def export_minari_hdf5(
         target.update_metadata(_copied_metadata(source, target_id, written))
         target.update_metadata({"dataset_size": target.get_size()})
     return dataset_dir(target_id)
+
+
+def torchrl_replay(hdf5_dataset_id: str, batch_size: int, **kwargs: Any) -> Any:
+    """torchrl's ``MinariExperienceReplay`` of an hdf5 export, with torchrl's data intact.
+
+    torchrl 0.11 to 0.14.1 fill the dataset in memory and then call tensordict's
+    ``memmap_like``, which makes a *contentless* copy: every frame, action and reward it returns is
+    zero, for any Minari dataset (``tests/test_export.py`` checks that this is still so). During
+    construction this calls ``memmap`` instead, which copies the contents; correct for torchrl
+    versions that fill after memory-mapping too. ``kwargs`` go to ``MinariExperienceReplay``
+    (``root=``, ``sampler=``, ...); ``load_from_local_minari`` is set.
+    """
+    from tensordict import TensorDict
+    from torchrl.data.datasets.minari_data import MinariExperienceReplay
+
+    original = TensorDict.memmap_like
+    TensorDict.memmap_like = TensorDict.memmap  # type: ignore[method-assign]
+    try:
+        return MinariExperienceReplay(
+            hdf5_dataset_id, batch_size, load_from_local_minari=True, **kwargs
+        )
+    finally:
+        TensorDict.memmap_like = original  # type: ignore[method-assign]
 
 
 # -- vd4rl -----------------------------------------------------------------------------------
