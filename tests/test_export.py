@@ -242,6 +242,25 @@ def test_d3rlpy_dump_loads_back(root: Path, tmp_path: Path) -> None:
         np.testing.assert_array_equal(a.rewards, b.rewards)
 
 
+def test_d3rlpy_trains_on_the_export(root: Path, tmp_path: Path) -> None:
+    from d3rlpy.algos import BCConfig
+    from d3rlpy.logging import NoopAdapterFactory
+    from d3rlpy.preprocessing import PixelObservationScaler
+
+    dataset = export.to_d3rlpy(TINY_RANDOM_ID)
+    bc = BCConfig(batch_size=8, observation_scaler=PixelObservationScaler()).create(device="cpu:0")
+    history = bc.fit(
+        dataset,
+        n_steps=2,
+        n_steps_per_epoch=2,
+        show_progress=False,
+        logger_adapter=NoopAdapterFactory(),
+    )
+    assert np.isfinite(history[-1][1]["loss"])
+    stacked = np.repeat(dataset.episodes[0].observations[:1], 3, axis=1)  # (1, 9, 84, 84)
+    assert bc.predict(stacked).shape == (1, 6)
+
+
 # -- errors ----------------------------------------------------------------------------------
 def test_bad_format_and_id_are_named_with_the_valid_ones(root: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid formats: minari-hdf5, vd4rl, d3rlpy"):
