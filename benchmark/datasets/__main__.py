@@ -111,13 +111,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     path = export_dataset(
         args.dataset_id, args.format, destination, force=args.force, progress=not args.quiet
     )
-    print(
-        f"{args.dataset_id} -> {args.format}: {path} ({folder_or_file_bytes(path) / 1e6:,.1f} MB)"
-    )
-
-
-def folder_or_file_bytes(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else folder_bytes(path)
+    print(f"{args.dataset_id} -> {args.format}: {path} ({folder_bytes(path) / 1e6:,.1f} MB)")
 
 
 def parser() -> argparse.ArgumentParser:
