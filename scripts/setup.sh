@@ -27,7 +27,7 @@ if [ ! -f "$STAMP" ] || ! cmp -s "$ROOT/pyproject.toml" "$STAMP"; then
   echo "[setup] installing packages (torch first: an unpinned torch pulls CUDA builds)"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q "torch==2.13.0"
-  "$VENV/bin/pip" install -q -e "$ROOT[dev,ray]"
+  "$VENV/bin/pip" install -q -e "$ROOT[dev,ray,consumers]"
   cp "$ROOT/pyproject.toml" "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -1,4 +1,4 @@
-"""``python -m benchmark.datasets``: list, build, verify, download, publish and card datasets."""
+"""``python -m benchmark.datasets``: list, build, verify, download, publish, card and export datasets."""
 
 from __future__ import annotations
 
@@ -100,6 +100,20 @@ def cmd_card(args: argparse.Namespace) -> None:
     print(write_card(args.dataset_id, args.out))
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from benchmark.datasets.export import export_dataset
+
+    destination = args.target_id if args.format == "minari-hdf5" else args.out
+    wrong = args.out if args.format == "minari-hdf5" else args.target_id
+    if wrong is not None:
+        option = "--out" if args.format == "minari-hdf5" else "--target-id"
+        raise ValueError(f"{option} does not apply to --format {args.format}")
+    path = export_dataset(
+        args.dataset_id, args.format, destination, force=args.force, progress=not args.quiet
+    )
+    print(f"{args.dataset_id} -> {args.format}: {path} ({folder_bytes(path) / 1e6:,.1f} MB)")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m benchmark.datasets", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -129,6 +143,21 @@ def parser() -> argparse.ArgumentParser:
     card.add_argument("dataset_id")
     card.add_argument("--out", type=Path, default=None, help="folder (default: the dataset's)")
     card.set_defaults(run=cmd_card)
+    from benchmark.datasets.export import FORMATS  # light: heavy readers import lazily
+
+    export = commands.add_parser("export", help="copy for torchrl, V-D4RL or d3rlpy (lossless)")
+    export.add_argument("dataset_id")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=list(FORMATS),
+        help="; ".join(f"{f.name}: for {f.reader}" for f in FORMATS.values()),
+    )
+    export.add_argument("--target-id", default=None, help="minari-hdf5: id of the copy")
+    export.add_argument("--out", type=Path, default=None, help="vd4rl / d3rlpy: destination folder")
+    export.add_argument("--force", action="store_true", help="replace an existing export")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    export.set_defaults(run=cmd_export)
     return main
 
 

@@ -1,0 +1,230 @@
+"""D4RL-style access to VORB datasets: ``get_dataset``, ``qlearning_dataset``, normalised scores.
+
+Code written for D4RL (CORL and most offline RL repositories) reads a dict of numpy arrays:
+
+- ``get_dataset(id)``: ``observations``, ``actions``, ``rewards``, ``terminals`` (true
+  terminations), ``timeouts`` (time-limit ends), one row per transition;
+- ``qlearning_dataset(id)``: the same plus ``next_observations``.
+
+Pixel observations are uint8 channel-first stacks of ``frame_stack`` frames, oldest first; at an
+episode's start the first frame is repeated, as V-D4RL's loader and VORB's
+:class:`benchmark.sampler.FrameReplay` do. ``observation="state"`` gives the proprioceptive state
+(float32) instead, as D4RL's MuJoCo datasets have; ``with_state=True`` adds it beside the pixels as
+``states`` (and ``next_states``).
+
+Two differences from ``d4rl.qlearning_dataset``: D4RL's files lack the observation after the last
+step of an episode, so D4RL drops each time-limit transition; VORB stores it, so every transition
+is kept, with its true next observation. And ``timeouts`` is also returned by
+``qlearning_dataset`` (code that does not use it ignores it). Walker episodes never terminate:
+``terminals`` is all False and each episode's last transition is a timeout.
+
+Memory, for a 100,000-transition dataset of 200 episodes at frame stack 3 (84x84x3 frames of
+21,168 bytes): eager ``observations`` take 100,000 x 9 x 84 x 84 = 6.35 GB and
+``next_observations`` as much again (12.7 GB together). Two ways that hold each frame once
+(100,200 frames, 2.12 GB, plus 4.8 MB of indices):
+
+- ``lazy=True``: ``observations`` and ``next_observations`` are :class:`StackedFrames` views that
+  share one frame array and stack rows only when indexed (``data["observations"][batch]``);
+  ``np.asarray(view)`` materialises one;
+- :func:`load_frame_indexed`: the frames plus ``(N, stack)`` index arrays, for code that gathers
+  its own batches (``frames[observation_index[batch]]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmark.datasets.store import load_or_explain
+from benchmark.sampler import FRAME_STACK
+
+OBSERVATIONS = ("pixels", "state")
+Observation = Literal["pixels", "state"]
+
+
+class StackedFrames:
+    """A lazy ``(N, stack * C, H, W)`` uint8 array: stacks are gathered when indexed.
+
+    ``view[i]``, ``view[a:b]`` and ``view[index_array]`` return numpy arrays; ``len(view)``,
+    ``view.shape`` and ``view.dtype`` behave as an array's; ``np.asarray(view)`` materialises it.
+    """
+
+    def __init__(self, frames: np.ndarray, index: np.ndarray) -> None:
+        self.frames, self.index = frames, index  # (F, C, H, W) uint8, (N, stack) int64
+        channels, height, width = frames.shape[1:]
+        self.shape = (len(index), index.shape[1] * channels, height, width)
+        self.dtype = frames.dtype
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows = self.index[key]  # (..., stack)
+        return self.frames[rows].reshape(*rows.shape[:-1], *self.shape[1:])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        stacked = self[:]
+        return stacked if dtype is None else stacked.astype(dtype)
+
+
+@dataclass(frozen=True)
+class FrameIndexedDataset:
+    """A dataset's frames once, and per-transition index arrays into them.
+
+    frames: uint8 (F, C, H, W), every episode's T + 1 frames in episode order (F = N + episodes).
+    states: float32 (F, state_dim), the proprioceptive state at each frame.
+    observation_index, next_observation_index: int64 (N, stack), rows of ``frames`` making the
+    stacked observation of transition i and its successor (oldest first, clamped at the episode's
+    first frame). actions float32 (N, A); rewards float32 (N,); terminals, timeouts bool (N,).
+    """
+
+    frames: np.ndarray
+    states: np.ndarray
+    observation_index: np.ndarray
+    next_observation_index: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """bool (N,): the last transition of each episode (terminal, timeout or end of data)."""
+        return self.terminals | self.timeouts
+
+    def observations(self, lazy: bool = False) -> np.ndarray | StackedFrames:
+        view = StackedFrames(self.frames, self.observation_index)
+        return view if lazy else view[:]
+
+    def next_observations(self, lazy: bool = False) -> np.ndarray | StackedFrames:
+        view = StackedFrames(self.frames, self.next_observation_index)
+        return view if lazy else view[:]
+
+
+def _check_frame_stack(frame_stack: int) -> None:
+    if not isinstance(frame_stack, int) or frame_stack < 1:
+        raise ValueError(f"frame_stack must be a positive integer, got {frame_stack!r}")
+
+
+def load_frame_indexed(
+    dataset_id: str, frame_stack: int = FRAME_STACK, progress: bool = False
+) -> FrameIndexedDataset:
+    """Read a VORB dataset once into a :class:`FrameIndexedDataset` (each frame stored once)."""
+    _check_frame_stack(frame_stack)
+    dataset = load_or_explain(dataset_id)
+    transitions, episodes = dataset.total_steps, dataset.total_episodes
+    height, width, channels = dataset.observation_space["pixels"].shape
+    state_dim = dataset.observation_space["state"].shape[0]
+    frames = np.empty((transitions + episodes, channels, height, width), dtype=np.uint8)
+    states = np.empty((transitions + episodes, state_dim), dtype=np.float32)
+    obs_frame = np.empty(transitions, dtype=np.int64)  # frame row of transition i's observation
+    start = np.empty(transitions, dtype=np.int64)  # frame row of its episode's first frame
+    actions = np.empty((transitions, *dataset.action_space.shape), dtype=np.float32)
+    rewards = np.empty(transitions, dtype=np.float32)
+    terminals = np.empty(transitions, dtype=bool)
+    timeouts = np.empty(transitions, dtype=bool)
+    frame, step = 0, 0
+    for episode in tqdm(dataset.iterate_episodes(), total=episodes, disable=not progress):
+        steps = len(episode.actions)
+        pixels = episode.observations["pixels"]
+        frames[frame : frame + steps + 1] = pixels.transpose(0, 3, 1, 2)
+        states[frame : frame + steps + 1] = episode.observations["state"]
+        span = slice(step, step + steps)
+        obs_frame[span] = np.arange(frame, frame + steps)
+        start[span] = frame
+        actions[span] = episode.actions
+        rewards[span] = episode.rewards
+        terminals[span] = episode.terminations
+        timeouts[span] = episode.truncations
+        # An episode that stops with neither flag (the data ran out) ends like a time limit.
+        timeouts[step + steps - 1] |= not terminals[step + steps - 1]
+        frame, step = frame + steps + 1, step + steps
+    offsets = obs_frame[:, None] + np.arange(-frame_stack + 1, 1)
+    return FrameIndexedDataset(
+        frames=frames,
+        states=states,
+        observation_index=np.maximum(offsets, start[:, None]),
+        next_observation_index=np.maximum(offsets + 1, start[:, None]),
+        actions=actions,
+        rewards=rewards,
+        terminals=terminals,
+        timeouts=timeouts,
+    )
+
+
+def _observations(
+    data: FrameIndexedDataset, observation: str, with_state: bool, lazy: bool, nexts: bool
+) -> dict[str, Any]:
+    if observation not in OBSERVATIONS:
+        raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+    keys = [("observations", data.observation_index)]
+    if nexts:
+        keys.append(("next_observations", data.next_observation_index))
+    out: dict[str, Any] = {}
+    for key, index in keys:
+        state = data.states[index[:, -1]]  # the newest frame's state
+        if observation == "state":
+            out[key] = state
+            continue
+        view = StackedFrames(data.frames, index)
+        out[key] = view if lazy else view[:]
+        if with_state:
+            out[key.replace("observations", "states")] = state
+    return out
+
+
+def _transitions(data: FrameIndexedDataset) -> dict[str, np.ndarray]:
+    return {
+        "actions": data.actions,
+        "rewards": data.rewards,
+        "terminals": data.terminals,
+        "timeouts": data.timeouts,
+    }
+
+
+def get_dataset(
+    dataset_id: str,
+    frame_stack: int = FRAME_STACK,
+    observation: Observation = "pixels",
+    with_state: bool = False,
+    lazy: bool = False,
+) -> dict[str, Any]:
+    """D4RL's ``env.get_dataset()``: observations, actions, rewards, terminals, timeouts.
+
+    One row per transition. See the module docstring for the shapes and the memory it costs.
+    """
+    data = load_frame_indexed(dataset_id, frame_stack)
+    return _observations(data, observation, with_state, lazy, nexts=False) | _transitions(data)
+
+
+def qlearning_dataset(
+    dataset_id: str,
+    frame_stack: int = FRAME_STACK,
+    observation: Observation = "pixels",
+    with_state: bool = False,
+    lazy: bool = False,
+) -> dict[str, Any]:
+    """D4RL's ``d4rl.qlearning_dataset(env)``: :func:`get_dataset` plus ``next_observations``.
+
+    Every transition is kept (D4RL drops time-limit ones for want of their next observation).
+    """
+    data = load_frame_indexed(dataset_id, frame_stack)
+    return _observations(data, observation, with_state, lazy, nexts=True) | _transitions(data)
+
+
+def get_normalized_score(dataset_id: str, returns: float | np.ndarray) -> float | np.ndarray:
+    """D4RL's ``env.get_normalized_score(returns)``: 0 = random, 1 = expert (x100 for papers).
+
+    Uses the dataset's ``ref_min_score`` and ``ref_max_score`` (Minari's metadata).
+    """
+    import minari
+
+    normalised = minari.get_normalized_score(load_or_explain(dataset_id), np.asarray(returns))
+    return float(normalised) if np.ndim(normalised) == 0 else normalised
