@@ -14,7 +14,7 @@ import torch
 
 from benchmark import profiles, registry, run, runner
 from benchmark.registry import BaselineSpec
-from benchmark.results import CellPaths, load_results
+from benchmark.results import CellPaths, load_metrics, load_results
 
 
 def test_help_lists_baselines_datasets_and_profiles(capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,3 +206,10 @@ def test_online_cell_resumes_from_an_episode_boundary(
     resumed, fresh = load_results(tmp_path / "crashed"), load_results(tmp_path / "fresh")
     assert fresh["update"].tolist() == [10, 20, 30]
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), fresh.drop(columns="seconds"))
+    # Training metrics too: the window between the evaluation at 10 and the checkpoint at the
+    # episode boundary (update 15) was in the checkpoint, the rest recomputed.
+    resumed_metrics, fresh_metrics = (
+        load_metrics(tmp_path / name) for name in ("crashed", "fresh")
+    )
+    assert fresh_metrics["update"].tolist() == [10, 20, 30]
+    pd.testing.assert_frame_equal(resumed_metrics, fresh_metrics)
