@@ -206,17 +206,31 @@ class Selection:
     """The cells found under one or more results folders: one chosen folder per cell.
 
     ``folders`` and ``evals`` are in cell order; ``meta`` maps a folder to its ``meta.json``;
-    ``problems`` are the files that could not be read (an unreadable evals.csv leaves its
-    candidate out, though the cell may still come from another folder).
+    ``problems`` lists the files that could not be read, so far (an unreadable evals.csv leaves
+    its candidate out, though the cell may still come from another folder; :meth:`table` adds
+    the per-cell tables it could not read).
     """
 
     folders: tuple[Path, ...]
     evals: pd.DataFrame
     meta: dict[Path, dict[str, Any]]
-    problems: tuple[TableError, ...]
+    problems: list[TableError]
 
-    def folders_of(self, profile: str) -> tuple[Path, ...]:
-        return tuple(folder for folder in self.folders if _cell_identity(folder)[0] == profile)
+    def folders_of(self, profile: str | None) -> tuple[Path, ...]:
+        """The chosen folders of one profile (all of them for None)."""
+        return tuple(
+            folder
+            for folder in self.folders
+            if profile is None or _cell_identity(folder)[0] == profile
+        )
+
+    def table(
+        self, name: str, dtypes: dict[str, str] | None = None, profile: str | None = None
+    ) -> pd.DataFrame:
+        """The per-cell table ``name`` (e.g. ``metrics.csv``) of the chosen folders, as one."""
+        table, problems = read_cell_tables(self.folders_of(profile), name, dtypes)
+        self.problems.extend(problems)
+        return table
 
 
 @dataclass(frozen=True)
@@ -284,7 +298,7 @@ def select_cells(roots: str | Path | Sequence[str | Path], profile: str | None =
     evals = evals.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
     folders = tuple(candidate.folder for candidate in chosen)
     meta, meta_problems = read_cell_meta(folders)
-    return Selection(folders, evals, meta, (*problems, *meta_problems))
+    return Selection(folders, evals, meta, [*problems, *meta_problems])
 
 
 def read_cell_tables(

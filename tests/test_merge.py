@@ -18,7 +18,6 @@ from benchmark.results import (
     MergeConflict,
     TableError,
     load_results,
-    read_cell_tables,
     read_evals,
     select_cells,
     write_json,
@@ -63,8 +62,8 @@ def test_the_copy_with_more_updates_wins_with_its_other_tables(tmp_path: Path) -
     evals = selection.evals
     seed0 = evals[(evals["seed"] == 0) & (evals["dataset"] == RANDOM)]
     assert seed0["update"].tolist() == [2, 4, 6] and set(seed0["normalized_score"]) == {20.0}
-    metrics, problems = read_cell_tables(selection.folders, "metrics.csv")
-    assert problems == [] and sorted(metrics["loss"].unique()) == [20.0, 30.0, 40.0]
+    metrics = selection.table("metrics.csv")
+    assert sorted(metrics["loss"].unique()) == [20.0, 30.0, 40.0] and selection.problems == []
     assert selection.meta[winner]["git"]["commit"] == "b"
     assert select_cells([b, a]).folders == selection.folders  # the order of folders is no tiebreak
 
@@ -102,7 +101,7 @@ def test_a_missing_results_folder_is_named(
 
 
 def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:-7])  # cut inside the last row
+    path.write_bytes(path.read_bytes()[:-3])  # cut inside the last row
 
 
 def wrong_columns(path: Path) -> None:
@@ -148,6 +147,18 @@ def test_damaged_tables_are_named_and_skipped(tmp_path: Path, damage, reason: st
     assert selection.evals["seed"].unique().tolist() == [1]
     with pytest.raises(TableError, match=re.escape(reason)):
         load_results(tmp_path)  # the strict reader refuses instead
+
+
+def test_a_damaged_per_cell_table_is_noted_with_the_others(tmp_path: Path) -> None:
+    folder = write_cell(tmp_path, cell(), [2, 4], level=10.0)
+    write_cell(tmp_path, cell(seed=1), [2, 4], level=12.0)
+    truncate(folder / "metrics.csv")
+    selection = select_cells(tmp_path)
+    assert selection.table("metrics.csv", {"update": "int64", "loss": "float64"})[
+        "loss"
+    ].tolist() == [12.0, 12.0]
+    assert [problem.path for problem in selection.problems] == [folder / "metrics.csv"]
+    assert len(selection.table("metrics.csv", profile="full")) == 0  # no cell of that profile
 
 
 def test_report_skips_a_corrupt_cell_writes_the_rest_and_fails(
