@@ -17,12 +17,25 @@ PY="${PYTHON:-python3}"
 SOURCE_ONLY=("rliable>=1.2")  # pure Python, published as an sdist only: built into py3-none-any
 
 usage() { echo "usage: $0 OUT [--python-version X.Y] [--platform TAG]... [--without NAME]..." >&2; exit 2; }
+# pip matches a foreign --platform exactly, yet a manylinux_2_28 machine runs every older
+# manylinux wheel (ray has manylinux2014 only): name them all, legacy aliases included.
+platform_tags() {
+  if [[ "$1" =~ ^manylinux_2_([0-9]+)_(.+)$ ]]; then
+    local glibc="${BASH_REMATCH[1]}" arch="${BASH_REMATCH[2]}" n
+    for ((n = glibc; n >= 5; n--)); do echo "--platform manylinux_2_${n}_${arch}"; done
+    [ "$glibc" -lt 17 ] || echo "--platform manylinux2014_${arch}"
+    [ "$glibc" -lt 12 ] || echo "--platform manylinux2010_${arch}"
+    echo "--platform manylinux1_${arch}"
+  else
+    echo "--platform $1"
+  fi
+}
 OUT="" ; TARGET=() ; WITHOUT=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --python-version) [ $# -ge 2 ] || usage; VERSION="$2"
       TARGET+=(--python-version "$VERSION" --implementation cp --abi "cp${VERSION//./}" --abi abi3 --abi none); shift 2 ;;
-    --platform) [ $# -ge 2 ] || usage; TARGET+=(--platform "$2"); shift 2 ;;
+    --platform) [ $# -ge 2 ] || usage; TARGET+=($(platform_tags "$2")); shift 2 ;;
     --without) [ $# -ge 2 ] || usage; WITHOUT+=("$2"); shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "unknown option '$1'; valid: --python-version, --platform, --without" >&2; usage ;;

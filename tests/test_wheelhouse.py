@@ -21,8 +21,9 @@ INSTALLED = ("pyproject.toml", "README.md", "benchmark", "baselines", "scripts")
 
 
 def offline_env(**extra: str) -> dict[str, str]:
-    """pip with no index, no config file, no extra find-links and no cache: the wheelhouse alone."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VORB_"))}
+    """pip with no index, no config file, no extra find-links and no cache: the wheelhouse alone;
+    no PYTHONPATH either, so that the new environment's own VORB is what imports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VORB_", "PYTHONPATH"))}
     env |= {
         "PIP_CONFIG_FILE": os.devnull,
         "PIP_NO_INDEX": "1",
@@ -97,16 +98,19 @@ def test_setup_installs_vorb_from_the_wheelhouse_alone(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr[-3000:]
     assert f"from {wheelhouse}, no index" in installed.stdout
 
-    python = str(venv / "bin" / "python")
-    check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+    python, env = str(venv / "bin" / "python"), offline_env()
+    check = subprocess.run([python, "-m", "pip", "check"], env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
     probe = "import benchmark, torch, ray, rliable, dm_control; print(benchmark.__file__)"
-    imported = subprocess.run([python, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    imported = subprocess.run(
+        [python, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert imported.returncode == 0, imported.stderr[-3000:]
     assert imported.stdout.strip() == str(checkout / "benchmark" / "__init__.py")
     plan = subprocess.run(
         [python, "-m", "benchmark.run", "--plan", "--profile", "smoke", "--algos", "bc"],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
     )
