@@ -23,13 +23,15 @@ import pandas as pd
 from benchmark import profiles
 from benchmark.atomic import atomic_write_text
 from benchmark.profiles import FULL_EPISODE_S
-from benchmark.results import load_meta, load_metrics, load_results
+from benchmark.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
 
 BOOTSTRAP_REPS = 2_000
 BOOTSTRAP_SEED = 0
 AGGREGATE = "aggregate"
 IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
 PROFILE_ORDER = ("full", "demo", "smoke")  # the report defaults to the largest scale present
+EXIT_SKIPPED = 1  # the report was written, but some cells' files could not be read
+EXIT_USAGE = 2  # nothing written: bad arguments, no results, or conflicting copies of a cell
 
 
 @dataclass(frozen=True)
@@ -287,40 +289,67 @@ def choose_profile(table: pd.DataFrame, requested: str | None) -> str:
     raise ValueError("no results found (run python -m benchmark.run first)")
 
 
-def write_report(results: str | Path, out: str | Path, profile_name: str | None = None) -> Path:
-    """Leaderboard and figures for one profile's results; returns the Markdown file."""
+def write_report(
+    results: str | Path | Sequence[str | Path] | Selection,
+    out: str | Path,
+    profile_name: str | None = None,
+) -> Path:
+    """Leaderboard and figures for one profile's results; returns the Markdown file.
+
+    ``results``: one or more results folders (merged by :func:`benchmark.results.select_cells`),
+    or a selection already made.
+    """
     from benchmark import plots
 
-    table = load_results(results)
+    selection = results if isinstance(results, Selection) else select_cells(results)
+    table = selection.evals
     name = choose_profile(table, profile_name)
     table = table[table["profile"] == name]
     runs = per_run_scores(table)
     board = leaderboard(runs)
     pi = improvement(runs)
     out = Path(out)
-    metrics = load_metrics(results, name)
+    metrics = sort_metrics(selection.table("metrics.csv", METRICS_KEY_DTYPES, profile=name))
     figures = plots.all_figures(table, runs, out / "figures", metrics)
     atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
-    text = markdown(board, profiles.get(name), load_meta(results, name), pi, figures)
+    meta = [selection.meta[f] for f in selection.folders_of(name) if f in selection.meta]
+    text = markdown(board, profiles.get(name), meta, pi, figures)
     atomic_write_text(out / "leaderboard.md", text)
     return out / "leaderboard.md"
 
 
+def existing_folders(paths: Sequence[str]) -> list[Path]:
+    """The results folders, each checked to exist (a typo would otherwise merge nothing)."""
+    missing = [path for path in paths if not Path(path).is_dir()]
+    if missing:
+        raise ValueError(f"no such results folder: {', '.join(missing)}")
+    return [Path(path) for path in paths]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__)
-    parser.add_argument("--results", default="runs", help="results folder of benchmark.run")
+    parser.add_argument(
+        "--results",
+        nargs="+",
+        default=["runs"],
+        help="results folder(s) of benchmark.run or unpacked exports (benchmark.export_results); "
+        "a cell found in several comes from the one evaluated furthest",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: <results>/report)")
     parser.add_argument("--profile", default=None, help="default: the largest profile present")
     args = parser.parse_args(argv)
-    out = args.out or str(Path(args.results) / "report")
+    out = args.out or str(Path(args.results[0]) / "report")
     try:
-        path = write_report(args.results, out, args.profile)
+        selection = select_cells(existing_folders(args.results))
+        path = write_report(selection, out, args.profile)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(path.read_text())
     print(f"written: {path}, {Path(out) / 'leaderboard.csv'}, {Path(out) / 'figures'}/")
-    return 0
+    for problem in selection.problems:
+        print(f"skipped, cannot read {problem}", file=sys.stderr)
+    return EXIT_SKIPPED if selection.problems else 0
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ never half of either.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import socket
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
@@ -54,6 +55,9 @@ COLUMNS: dict[str, str] = {
 }
 # The cell's key columns, first in every per-cell table (evaluations and training metrics).
 KEY_COLUMNS = ("algo", "dataset", "seed", "profile", "update")
+METRICS_KEY_DTYPES = {key: COLUMNS[key] for key in KEY_COLUMNS}
+# Columns added after results were first written: older tables read with them as NaN.
+OPTIONAL_COLUMNS = ("q_estimate", "discounted_return")
 PACKAGES = ("torch", "numpy", "gymnasium", "minari", "dm_control", "mujoco", "pandas", "ray")
 
 
@@ -153,46 +157,264 @@ def metrics_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     rows = list(rows)
     names = sorted({name for row in rows for name in row} - set(KEY_COLUMNS))
     frame = pd.DataFrame(rows, columns=[*KEY_COLUMNS, *names])
-    return frame.astype(
-        {key: COLUMNS[key] for key in KEY_COLUMNS} | dict.fromkeys(names, "float64")
-    )
+    return frame.astype(METRICS_KEY_DTYPES | dict.fromkeys(names, "float64"))
 
 
 def read_metrics(path: str | Path) -> pd.DataFrame:
-    frame = pd.read_csv(path)
-    return frame.astype({key: COLUMNS[key] for key in KEY_COLUMNS})
+    """One cell's metrics table, checked like every table (:func:`read_table`)."""
+    return read_table(path, METRICS_KEY_DTYPES)
 
 
 # -- reading -----------------------------------------------------------------------------------
+# Results may come from several machines: each job writes its own results folder (or an export of
+# one, see benchmark.export_results) and the report reads them together. A cell may appear in more
+# than one folder (a job resumed elsewhere, a copy of a copy): ``select_cells`` picks one folder
+# per cell, and every per-cell table (evals.csv, metrics.csv, ...) is read from that folder, so a
+# cell's tables always come from the same run.
+CELL_GLOB = "runs/*/*/*/seed-*"
+
+
+class TableError(ValueError):
+    """A per-cell table that cannot be read; the message names the file."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+class MergeConflict(ValueError):
+    """One cell in two results folders, evaluated up to the same update with different numbers."""
+
+
+def read_table(path: str | Path, dtypes: dict[str, str] | None = None) -> pd.DataFrame:
+    """A CSV table, checked: complete (a file cut short loses its final newline; pandas would read
+    the cut row silently), parseable, and with every column of ``dtypes`` in its type.
+
+    Raises :class:`TableError` naming the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise TableError(path, f"cannot read: {error}") from error
+    if not text.endswith("\n"):
+        raise TableError(path, "truncated (the last line has no newline)")
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=dtypes)
+    except ValueError as error:  # pandas' parser errors and failed type conversions
+        raise TableError(path, f"not a valid table: {error}") from error
+    missing = [column for column in dtypes or () if column not in frame.columns]
+    if missing:
+        raise TableError(path, f"missing columns {missing}; expected {list(dtypes or ())}")
+    return frame
+
+
 def read_evals(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=COLUMNS)
+    """A cell's evals.csv; tables written before the Q columns existed get them as NaN."""
+    path = Path(path)
+    required = {k: v for k, v in COLUMNS.items() if k not in OPTIONAL_COLUMNS}
+    frame = read_table(path, required)
+    for column in OPTIONAL_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = float("nan")
+    return frame[list(COLUMNS)].astype(COLUMNS)
 
 
-def load_results(root: str | Path, profile: str | None = None) -> pd.DataFrame:
-    """Every cell's rows under ``root`` as one table (sorted; an empty table if none)."""
-    pattern = f"runs/{profile}/*/*/*/evals.csv" if profile else "runs/*/*/*/*/evals.csv"
-    frames = [read_evals(path) for path in sorted(Path(root).glob(pattern))]
-    if not frames:
-        return pd.DataFrame(columns=list(COLUMNS)).astype(COLUMNS)
-    table = pd.concat(frames, ignore_index=True)
-    return table.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
+def _cell_identity(folder: Path) -> tuple[str, str, str, int]:
+    """(profile, algo, dataset key, seed) of a cell folder ``runs/<profile>/<algo>/<key>/seed-<n>``."""
+    profile, algo, key, seed = folder.parts[-4:]
+    if not seed.removeprefix("seed-").isdigit():
+        raise TableError(folder, "not a cell folder (runs/<profile>/<algo>/<dataset>/seed-<n>)")
+    return profile, algo, key, int(seed.removeprefix("seed-"))
 
 
-def load_metrics(root: str | Path, profile: str | None = None) -> pd.DataFrame:
-    """Every cell's training metrics under ``root`` as one table (an empty table if none)."""
-    pattern = f"runs/{profile}/*/*/*/metrics.csv" if profile else "runs/*/*/*/*/metrics.csv"
-    frames = [read_metrics(path) for path in sorted(Path(root).glob(pattern))]
-    frames = [frame for frame in frames if not frame.empty]
-    if not frames:
+def read_cell_evals(folder: Path) -> pd.DataFrame:
+    """A cell's evals.csv, checked against its folder: rows of another cell are an error."""
+    path = folder / "evals.csv"
+    expected = _cell_identity(folder)
+    table = read_evals(path)
+    for found in table[["profile", "algo", "dataset", "seed"]].drop_duplicates().itertuples(False):
+        if (found[0], found[1], dataset_key(str(found[2])), found[3]) != expected:
+            raise TableError(path, f"holds rows of {tuple(found)}, not of its folder's cell")
+    return table
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The cells found under one or more results folders: one chosen folder per cell.
+
+    ``folders`` and ``evals`` are in cell order; ``meta`` maps a folder to its ``meta.json``;
+    ``problems`` lists the files that could not be read, so far (an unreadable evals.csv leaves
+    its candidate out, though the cell may still come from another folder; :meth:`table` adds
+    the per-cell tables it could not read).
+    """
+
+    folders: tuple[Path, ...]
+    evals: pd.DataFrame
+    meta: dict[Path, dict[str, Any]]
+    problems: list[TableError]
+
+    def folders_of(self, profile: str | None) -> tuple[Path, ...]:
+        """The chosen folders of one profile (all of them for None)."""
+        return tuple(
+            folder
+            for folder in self.folders
+            if profile is None or _cell_identity(folder)[0] == profile
+        )
+
+    def table(
+        self, name: str, dtypes: dict[str, str] | None = None, profile: str | None = None
+    ) -> pd.DataFrame:
+        """The per-cell table ``name`` (e.g. ``metrics.csv``) of the chosen folders, as one."""
+        table, problems = read_cell_tables(self.folders_of(profile), name, dtypes)
+        self.problems.extend(problems)
+        return table
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    folder: Path
+    evals: pd.DataFrame
+
+    @property
+    def last_update(self) -> int:
+        return int(self.evals["update"].max()) if len(self.evals) else -1
+
+
+def _candidates(roots: Sequence[Path], profile: str | None) -> tuple[dict, list[TableError]]:
+    """Every readable cell folder, grouped by its path under its root."""
+    pattern = CELL_GLOB.replace("runs/*", f"runs/{profile}", 1) if profile else CELL_GLOB
+    by_cell: dict[tuple[str, ...], list[_Candidate]] = {}
+    problems: list[TableError] = []
+    for root in roots:
+        for folder in sorted(Path(root).glob(pattern)):
+            if not (folder / "evals.csv").is_file():
+                continue  # failed before its first evaluation: nothing to report
+            try:
+                evals = read_cell_evals(folder)
+            except TableError as error:
+                problems.append(error)
+                continue
+            key = folder.relative_to(root).parts
+            by_cell.setdefault(key, []).append(_Candidate(folder, evals))
+    return by_cell, problems
+
+
+def _choose(candidates: list[_Candidate]) -> _Candidate:
+    """The candidate with the most updates; equal ones must hold the same table."""
+    last = max(candidate.last_update for candidate in candidates)
+    best = [candidate for candidate in candidates if candidate.last_update == last]
+    for other in best[1:]:
+        if not best[0].evals.equals(other.evals):
+            raise MergeConflict(
+                f"{best[0].folder / 'evals.csv'} and {other.folder / 'evals.csv'} both reach "
+                f"update {last} with different evaluations; keep one of the two folders"
+            )
+    finished = [candidate for candidate in best if (candidate.folder / "done").exists()]
+    return (finished or best)[0]  # identical tables: prefer a finished cell's other files
+
+
+def select_cells(roots: str | Path | Sequence[str | Path], profile: str | None = None) -> Selection:
+    """One folder per cell across ``roots`` (results folders, each holding ``runs/``).
+
+    A cell in several folders comes from the one evaluated furthest; a tie with different
+    evaluations raises :class:`MergeConflict` (naming both files); identical copies are fine.
+    Unreadable tables are skipped and listed in ``problems``.
+    """
+    roots = [Path(roots)] if isinstance(roots, str | Path) else [Path(r) for r in roots]
+    by_cell, problems = _candidates(roots, profile)
+    conflicts, chosen = [], []
+    for key in sorted(by_cell):
+        try:
+            chosen.append(_choose(by_cell[key]))
+        except MergeConflict as error:
+            conflicts.append(str(error))
+    if conflicts:
+        raise MergeConflict("\n".join(conflicts))
+    frames = [candidate.evals for candidate in chosen if len(candidate.evals)]
+    evals = pd.concat(frames, ignore_index=True) if frames else rows_frame([])
+    evals = evals.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
+    folders = tuple(candidate.folder for candidate in chosen)
+    meta, meta_problems = read_cell_meta(folders)
+    return Selection(folders, evals, meta, [*problems, *meta_problems])
+
+
+def read_cell_tables(
+    folders: Iterable[Path], name: str, dtypes: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, list[TableError]]:
+    """The table ``name`` (e.g. ``metrics.csv``) of each chosen cell folder, as one table.
+
+    Cells without the file are left out (older results); unreadable ones are listed.
+    """
+    frames, problems = [], []
+    for folder in folders:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            frames.append(read_table(path, dtypes))
+        except TableError as error:
+            problems.append(error)
+    columns = list(dtypes or ())
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return table, problems
+
+
+def read_cell_meta(folders: Iterable[Path]) -> tuple[dict[Path, dict[str, Any]], list[TableError]]:
+    """The ``meta.json`` of each cell folder that has one, by folder; unreadable ones listed."""
+    meta, problems = {}, []
+    for folder in folders:
+        path = folder / "meta.json"
+        if not path.is_file():
+            continue
+        try:
+            meta[folder] = json.loads(path.read_text())
+        except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError too
+            problems.append(TableError(path, f"cannot read: {error}"))
+    return meta, problems
+
+
+def load_results(
+    roots: str | Path | Sequence[str | Path], profile: str | None = None
+) -> pd.DataFrame:
+    """Every cell's rows under ``roots`` as one table (sorted; an empty table if none).
+
+    Strict: an unreadable table raises :class:`TableError` (the report uses
+    :func:`select_cells` to skip it instead).
+    """
+    selection = select_cells(roots, profile)
+    if selection.problems:
+        raise selection.problems[0]
+    return selection.evals
+
+
+def load_metrics(
+    roots: str | Path | Sequence[str | Path], profile: str | None = None
+) -> pd.DataFrame:
+    """Every chosen cell's training metrics (``metrics.csv``) under ``roots`` as one table,
+    strict as :func:`load_results`; an empty table if no cell has one."""
+    selection = select_cells(roots, profile)
+    table = selection.table("metrics.csv", METRICS_KEY_DTYPES)
+    if selection.problems:
+        raise selection.problems[0]
+    return sort_metrics(table)
+
+
+def sort_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """Non-empty metrics tables in cell and update order (an empty one with the key columns)."""
+    if table.empty:
         return metrics_frame([])
-    table = pd.concat(frames, ignore_index=True)
     return table.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
 
 
-def load_meta(root: str | Path, profile: str | None = None) -> list[dict[str, Any]]:
-    """Every cell's ``meta.json`` under ``root``."""
-    pattern = f"runs/{profile}/*/*/*/meta.json" if profile else "runs/*/*/*/*/meta.json"
-    return [json.loads(path.read_text()) for path in sorted(Path(root).glob(pattern))]
+def load_meta(
+    roots: str | Path | Sequence[str | Path], profile: str | None = None
+) -> list[dict[str, Any]]:
+    """Every chosen cell's ``meta.json`` under ``roots`` (strict, as :func:`load_results`)."""
+    selection = select_cells(roots, profile)
+    if selection.problems:
+        raise selection.problems[0]
+    return list(selection.meta.values())
 
 
 # -- provenance --------------------------------------------------------------------------------

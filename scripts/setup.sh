@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
 # Set up everything VORB needs on a fresh Debian/Ubuntu machine; safe to run again (it skips
 # what is done). Sourced by scripts/test.sh, scripts/demo.sh and scripts/bench.sh.
+# Offline: VORB_WHEELHOUSE=<folder of scripts/wheelhouse.sh> installs from that folder alone,
+# never asking an index; a wheelhouse without torch uses the system's (a CUDA image's) torch.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/pins.sh"
 VENV="${VORB_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
+WHEELHOUSE="${VORB_WHEELHOUSE:-}"
+PIP_FROM=()  # where pip takes packages: the registry, or the wheelhouse alone
+VENV_ARGS=()
+if [ -n "$WHEELHOUSE" ]; then
+  if [ ! -f "$WHEELHOUSE/requirements.txt" ]; then
+    echo "[setup] VORB_WHEELHOUSE=$WHEELHOUSE is not a wheelhouse (no requirements.txt); make one with scripts/wheelhouse.sh" >&2
+    exit 2
+  fi
+  WHEELHOUSE="$(cd "$WHEELHOUSE" && pwd)"
+  PIP_FROM=(--no-index --find-links "$WHEELHOUSE")
+  if ! ls "$WHEELHOUSE" | grep -q '^torch-'; then
+    VORB_TORCH=""  # left out (--without torch): the image's torch counts
+    VENV_ARGS=(--system-site-packages)
+  fi
+fi
 
 # Headless OpenGL for MuJoCo: EGL (Mesa, software llvmpipe) and OSMesa as the fallback.
 GL_PKGS="libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6"
 if command -v dpkg >/dev/null && ! dpkg -s $GL_PKGS >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -z "$WHEELHOUSE" ]; then
     echo "[setup] installing headless GL packages: $GL_PKGS"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $GL_PKGS >/dev/null
   else
@@ -21,13 +39,18 @@ fi
 STAMP="$VENV/.vorb-installed"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv "${VENV_ARGS[@]}" "$VENV"
 fi
 if [ ! -f "$STAMP" ] || ! cmp -s "$ROOT/pyproject.toml" "$STAMP"; then
-  echo "[setup] installing packages (torch first: an unpinned torch pulls CUDA builds)"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q "torch==2.13.0"
-  "$VENV/bin/pip" install -q -e "$ROOT[dev,ray,consumers]"
+  echo "[setup] installing packages${WHEELHOUSE:+ from $WHEELHOUSE, no index} (torch first: an unpinned torch pulls CUDA builds)"
+  if [ -z "$WHEELHOUSE" ]; then
+    "$VENV/bin/pip" install -q --upgrade pip
+  fi
+  if [ -n "$VORB_TORCH" ]; then
+    "$VENV/bin/pip" install -q "${PIP_FROM[@]}" "$VORB_TORCH"
+  fi
+  # The editable install builds VORB with setuptools, which the wheelhouse holds.
+  "$VENV/bin/pip" install -q "${PIP_FROM[@]}" -e "$ROOT[$VORB_EXTRAS]"
   cp "$ROOT/pyproject.toml" "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
