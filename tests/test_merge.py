@@ -193,7 +193,7 @@ def test_export_of_a_real_run_reports_like_the_original(
     assert export_results.main(["--results", str(results), "--out", str(archive)]) == 0
     with tarfile.open(archive) as opened:
         names = {Path(name).name for name in opened.getnames()}
-        assert names == {"evals.csv", "meta.json", "done"}
+        assert names == {"evals.csv", "metrics.csv", "meta.json", "done"}
         opened.extractall(tmp_path / "unpacked", filter="data")
     assert sorted(p.name for p in archive.parent.iterdir()) == ["results.tar.gz"]  # no temporary
 
