@@ -24,6 +24,7 @@ from benchmark import profiles
 from benchmark.atomic import atomic_write_text
 from benchmark.profiles import FULL_EPISODE_S
 from benchmark.results import load_meta, load_results
+from benchmark.variant_eval import report_section
 
 BOOTSTRAP_REPS = 2_000
 BOOTSTRAP_SEED = 0
@@ -282,6 +283,7 @@ def write_report(results: str | Path, out: str | Path, profile_name: str | None 
     figures = plots.all_figures(table, runs, out / "figures")
     atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
     text = markdown(board, profiles.get(name), load_meta(results, name), pi, figures)
+    text += report_section(results, name, table, out)  # only when runs have variants.csv
     atomic_write_text(out / "leaderboard.md", text)
     return out / "leaderboard.md"
 

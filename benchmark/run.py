@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from benchmark import profiles, registry
 from benchmark.profiles import Profile
 from benchmark.results import ONLINE, Cell, check_writable
+from benchmark.variant_eval import parse_eval_variants
 
 EXIT_FAILED_CELLS = 1
 EXIT_USAGE = 2
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (ray only)")
     parser.add_argument("--results", default="runs", help="results folder (default: runs)")
     parser.add_argument("--device", default="auto", help="'auto' (cuda if present), cpu, cuda:0")
+    parser.add_argument(
+        "--eval-variants",
+        default=None,
+        help="also evaluate each final agent on these visual variants (name or name:seed, "
+        "comma-separated; benchmark.variants) into variants.csv",
+    )
     parser.add_argument("--plan", action="store_true", help="print the cells and exit")
     return parser
 
@@ -203,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = make_plan(args)
+        parse_eval_variants(args.eval_variants)
     except (KeyError, ValueError) as error:
         parser.error(str(error.args[0] if isinstance(error, KeyError) else error))
     if args.plan:
@@ -273,6 +281,7 @@ def make_tasks(
             dataset_id=None if cell.dataset == ONLINE else dataset_ids[cell.dataset],
             reference_ids=reference_datasets(plan, dataset_ids),
             minari_root=os.environ.get("MINARI_DATASETS_PATH"),
+            eval_variants=parse_eval_variants(args.eval_variants),
         )
         for cell in plan.cells
     ]

@@ -68,6 +68,7 @@ class CellTask:
     reference_ids: tuple[str, ...] = ()
     minari_root: str | None = None
     progress: bool = True
+    eval_variants: tuple[str, ...] = ()  # benchmark.variant_eval labels, after the final eval
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,10 @@ def _train_cell(task: CellTask, paths: CellPaths) -> None:
     eval_env = run.protocol.make_env()
     try:
         _training_loop(run, eval_env)
+        if task.eval_variants:  # once, at the end: see benchmark.variant_eval
+            from benchmark.variant_eval import evaluate_variants
+
+            evaluate_variants(run)
     finally:
         eval_env.close()
         close = getattr(getattr(run.trainer, "env", None), "close", None)

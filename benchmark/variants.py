@@ -137,12 +137,19 @@ def _upsample(coarse: np.ndarray, size: int) -> np.ndarray:
 
 
 def background_image(variant: Variant, seed: int, faces: int, size: int) -> np.ndarray:
-    """A static skybox image (faces, size, size, 3) uint8: smooth colour noise at three scales."""
+    """A static skybox image (faces, size, size, 3) uint8: smooth colour noise at three scales.
+
+    Drawn at up to 200 px a side and repeated up to ``size`` (the noise is smooth at that
+    scale; drawing at 800 px costs seconds per environment).
+    """
     rng = _rng(variant, seed, "background")
-    image = np.zeros((faces, size, size, 3))
+    factor = max(1, size // 200)
+    low = -(-size // factor)
+    image = np.zeros((faces, low, low, 3), np.float32)
     for grid, weight in ((3, 0.5), (7, 0.3), (17, 0.2)):
-        image += weight * _upsample(rng.uniform(0, 255, (faces, grid, grid, 3)), size)
-    return image.clip(0, 255).astype(np.uint8)
+        image += weight * _upsample(rng.uniform(0, 255, (faces, grid, grid, 3)), low)
+    pixels = image.clip(0, 255).astype(np.uint8)
+    return pixels.repeat(factor, axis=1).repeat(factor, axis=2)[:, :size, :size]
 
 
 def _gradient_sky(top: list[float], bottom: list[float], faces: int, size: int) -> np.ndarray:

@@ -7,6 +7,8 @@ re-renders it with real dm_control rendering into its own Minari root.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -24,6 +26,14 @@ from benchmark.datasets.rerender import (
 )
 from benchmark.datasets.store import DatasetError, build_record, digest_episodes, is_built
 from benchmark.envs import make_walker_variant
+from benchmark.report import main as report_main
+from benchmark.results import load_results
+from benchmark.variant_eval import (
+    VARIANT_COLUMNS,
+    load_variant_results,
+    parse_eval_variants,
+    report_section,
+)
 from benchmark.variants import (
     DEFAULT,
     VARIANTS,
@@ -33,6 +43,7 @@ from benchmark.variants import (
     parse_variant,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 OTHER_VARIANTS = [name for name in VARIANTS if name != DEFAULT]
 
 
@@ -174,3 +185,53 @@ def test_card_shows_the_variant_frames_beside_the_original(root: Path, tmp_path:
         np.testing.assert_array_equal(strip[:84], top)
         if name == "camera1":
             np.testing.assert_array_equal(strip[84:], _frame_strip(variant, STRIP_FRAMES))
+
+
+# -- the harness: --eval-variants and the report's generalisation gap ---------------------------
+def _run(results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "benchmark.run", "--profile", "smoke", "--device", "cpu"]
+    return subprocess.run(
+        [*command, "--results", str(results), "--algos", "bc", "--workers", "1", *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_run_evaluates_final_agents_on_variants_and_report_shows_the_gap(tmp_path: Path) -> None:
+    results = tmp_path / "r"
+    done = _run(results, "--eval-variants", "colours:1,camera1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    evals = load_results(results)
+    variants = load_variant_results(results)
+    assert list(variants.columns) == list(VARIANT_COLUMNS)
+    assert variants["variant"].tolist() == ["colours:1", "camera1"]
+    final = evals.iloc[-1]
+    assert (variants["update"] == final["update"]).all() and variants["return_mean"].notna().all()
+    # the same reference scores normalise both: score differences follow return differences
+    scale = (final["normalized_score"] - variants["normalized_score"]) / (
+        final["return_mean"] - variants["return_mean"]
+    )
+    assert np.allclose(scale[np.isfinite(scale)], scale[np.isfinite(scale)].iloc[0])
+
+    assert report_main(["--results", str(results), "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "leaderboard.md").read_text()
+    assert "## Visual variants (generalisation gap)" in text and "| bc | camera1 | 1 |" in text
+    assert (tmp_path / "rep" / "figures" / "variants_gap.png").stat().st_size > 5_000
+
+
+def test_eval_variants_of_another_resolution_or_name_are_refused(tmp_path: Path) -> None:
+    refused = _run(tmp_path / "r", "--eval-variants", "colours,64px")
+    assert refused.returncode == 2
+    assert "'64px' renders 64x64 frames" in refused.stderr and "camera1" in refused.stderr
+    unknown = _run(tmp_path / "r", "--eval-variants", "fog")
+    assert unknown.returncode == 2 and "unknown variant 'fog'" in unknown.stderr
+    assert not (tmp_path / "r" / "runs").exists()
+    with pytest.raises(VariantError, match="repeats"):
+        parse_eval_variants("colours,colours:0")
+
+
+def test_report_has_no_variants_section_without_variant_tables(tmp_path: Path) -> None:
+    assert report_section(tmp_path, "smoke", load_results(tmp_path), tmp_path / "out") == ""
+    assert not (tmp_path / "out").exists()
