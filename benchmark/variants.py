@@ -118,8 +118,9 @@ def appearance(variant: Variant, seed: int) -> dict[str, Any]:
         rng = _rng(variant, seed, "colours")
         drawn["floor_rgb"] = rng.uniform(0.1, 1.0, 3).round(4).tolist()
         drawn["body_rgb"] = rng.uniform(0.1, 1.0, 3).round(4).tolist()
-        drawn["sky_top_rgb"] = rng.uniform(0.0, 1.0, 3).round(4).tolist()
-        drawn["sky_bottom_rgb"] = rng.uniform(0.0, 1.0, 3).round(4).tolist()
+        sky = rng.uniform(0.0, 1.0, (2, 3)).round(4).tolist()  # drawn always: stable draws
+        if not variant.background:  # a background image replaces the sky's gradient
+            drawn["sky_top_rgb"], drawn["sky_bottom_rgb"] = sky
     if variant.background:
         drawn["background"] = "smooth colour noise, 3 scales (see variants.background_image)"
     return drawn
