@@ -25,6 +25,7 @@ from benchmark.datasets.rerender import (
     variant_record,
 )
 from benchmark.datasets.store import DatasetError, build_record, digest_episodes, is_built
+from benchmark.datasets.verify import verify_dataset
 from benchmark.envs import make_walker_variant
 from benchmark.report import main as report_main
 from benchmark.results import load_results
@@ -96,6 +97,8 @@ def test_variant_keeps_the_trajectories_and_changes_the_pixels(root: Path, name:
     record = variant_record(variant)
     assert (record["variant"], record["seed"], record["source"]) == (name, seed, TINY_RANDOM_ID)
     assert bool(record["appearance"]) == get_variant(name).seeded
+    report = verify_dataset(variant.id, sample=4)  # digests and a re-render by its own env
+    assert report.ok, report.lines()
 
 
 @pytest.mark.parametrize("name", ["64px", "camera1", "distracting"])

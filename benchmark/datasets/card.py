@@ -108,6 +108,11 @@ def card_markdown(dataset: Any, png_name: str, source: Any | None = None) -> str
         ("normalised score of the mean", f"{normalised:.3f}"),
         ("data seed", str(record.get("data_seed", "?"))),
         ("build seconds", str(stats.get("build_seconds", "?"))),
+        *(
+            [("re-render seconds", str(stats["rerender_seconds"]))]
+            if "rerender_seconds" in stats
+            else []
+        ),
         ("author", ", ".join(sorted(metadata.get("author", [])))),
         ("code", str(metadata.get("code_permalink"))),
     ]
