@@ -24,6 +24,7 @@ from benchmark import profiles
 from benchmark.atomic import atomic_write_text
 from benchmark.profiles import FULL_EPISODE_S
 from benchmark.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
+from benchmark.variant_eval import report_section
 
 BOOTSTRAP_REPS = 2_000
 BOOTSTRAP_SEED = 0
@@ -314,6 +315,7 @@ def write_report(
     atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
     meta = [selection.meta[f] for f in selection.folders_of(name) if f in selection.meta]
     text = markdown(board, profiles.get(name), meta, pi, figures)
+    text += report_section(selection, name, table, out)  # only when runs have variants.csv
     atomic_write_text(out / "leaderboard.md", text)
     return out / "leaderboard.md"
 

@@ -16,6 +16,7 @@ from benchmark import profiles, registry
 from benchmark.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.profiles import Profile
 from benchmark.results import ONLINE, Cell, check_writable
+from benchmark.variant_eval import parse_eval_variants
 
 EXIT_FAILED_CELLS = 1
 EXIT_USAGE = 2
@@ -83,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (ray only)")
     parser.add_argument("--results", default="runs", help="results folder (default: runs)")
     parser.add_argument("--device", default="auto", help="'auto' (cuda if present), cpu, cuda:0")
+    parser.add_argument(
+        "--eval-variants",
+        default=None,
+        help="also evaluate each final agent on these visual variants (name or name:seed, "
+        "comma-separated; benchmark.variants) into variants.csv",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -287,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = make_plan(args)
+        parse_eval_variants(args.eval_variants)
     except (KeyError, ValueError, OverrideError) as error:
         parser.error(str(error.args[0] if isinstance(error, KeyError) else error))
     if args.workers is not None and args.workers < 1:
@@ -390,6 +398,7 @@ def make_tasks(
             minari_root=os.environ.get("MINARI_DATASETS_PATH"),
             overrides=plan.overrides,
             stop_at=stop_at,
+            eval_variants=parse_eval_variants(args.eval_variants),
         )
         for cell in plan.cells
     ]

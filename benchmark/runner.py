@@ -80,6 +80,7 @@ class CellTask:
     progress: bool = True
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
+    eval_variants: tuple[str, ...] = ()  # benchmark.variant_eval labels, after the final eval
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,10 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     eval_env = run.protocol.make_env()
     try:
         finished = _training_loop(run, eval_env)
+        if finished and task.eval_variants:  # once, at the end: see benchmark.variant_eval
+            from benchmark.variant_eval import evaluate_variants
+
+            evaluate_variants(run)
     finally:
         eval_env.close()
         close = getattr(getattr(run.trainer, "env", None), "close", None)

@@ -1,4 +1,5 @@
-"""``python -m benchmark.datasets``: list, build, verify, download, publish, card and export datasets."""
+"""``python -m benchmark.datasets``: list, build, verify, re-render, download, publish, card and
+export datasets."""
 
 from __future__ import annotations
 
@@ -114,6 +115,28 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"{args.dataset_id} -> {args.format}: {path} ({folder_bytes(path) / 1e6:,.1f} MB)")
 
 
+def cmd_rerender(args: argparse.Namespace) -> None:
+    from benchmark.datasets.rerender import rerender_dataset, resolve, variant_dataset_id
+
+    variant, seed = resolve(args.variant, args.seed)
+    target = args.target_id or variant_dataset_id(args.dataset_id, variant, seed)
+    if args.force and dataset_dir(target).exists():
+        shutil.rmtree(dataset_dir(target))
+    elif is_built(target):
+        print(f"{target}: already built (use --force to re-render)")
+        return
+    dataset = rerender_dataset(
+        args.dataset_id,
+        args.variant,
+        seed=seed,
+        workers=args.workers,
+        target_id=target,
+        progress=not args.quiet,
+    )
+    stats = dataset.storage.metadata.get("vorb_build", {}).get("stats", {})
+    print(f"{dataset.id}: {stats}")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m benchmark.datasets", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -158,7 +181,24 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="replace an existing export")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(run=cmd_export)
+    _rerender_parser(commands)
     return main
+
+
+def _rerender_parser(commands: argparse._SubParsersAction) -> None:
+    from benchmark.variants import VARIANTS
+
+    rerender = commands.add_parser(
+        "rerender", help="re-render a dataset's stored physics under a visual variant"
+    )
+    rerender.add_argument("dataset_id")
+    rerender.add_argument("--variant", required=True, help=f"one of: {', '.join(VARIANTS)}")
+    rerender.add_argument("--seed", type=int, default=0, help="draws colours / background")
+    rerender.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    rerender.add_argument("--target-id", default=None, help="default: <name>-<variant>-v<n>")
+    rerender.add_argument("--force", action="store_true", help="delete and re-render")
+    rerender.add_argument("--quiet", action="store_true", help="no progress bar")
+    rerender.set_defaults(run=cmd_rerender)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ import subprocess
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -178,10 +178,13 @@ def _tasks(plan: BuildPlan) -> list[EpisodeTask]:
     return list(_replay_tasks(plan) if kind == "replay" else _policy_tasks(plan))
 
 
-def _run_tasks(tasks: list[EpisodeTask], workers: int) -> Iterator[EpisodeArrays]:
-    """Episodes in index order; at most 2 per worker in flight, so memory stays bounded."""
+def run_in_workers(
+    tasks: Iterable[Any], workers: int, work: Callable[[Any], EpisodeArrays] = collect_episode
+) -> Iterator[EpisodeArrays]:
+    """``work(task)`` for each task, results in task order; at most 2 per worker in flight, so
+    memory stays bounded (``tasks`` may be a lazy iterator)."""
     if workers == 1:  # in-process: no start-up cost for tiny builds
-        yield from map(collect_episode, tasks)
+        yield from map(work, tasks)
         return
     # spawn: a forked child would inherit the parent's GL context and torch threads.
     context = multiprocessing.get_context("spawn")
@@ -189,13 +192,13 @@ def _run_tasks(tasks: list[EpisodeTask], workers: int) -> Iterator[EpisodeArrays
         pending: deque[Future[EpisodeArrays]] = deque()
         queue = iter(tasks)
         for task in queue:
-            pending.append(pool.submit(collect_episode, task))
+            pending.append(pool.submit(work, task))
             if len(pending) >= 2 * workers:
                 break
         while pending:
             episode = pending.popleft().result()
             for task in queue:
-                pending.append(pool.submit(collect_episode, task))
+                pending.append(pool.submit(work, task))
                 break
             yield episode
 
@@ -299,32 +302,36 @@ def code_permalink() -> str:
 def _create(plan: BuildPlan, first: list[Any]) -> Any:
 
     ref_min, ref_max, _ = reference_scores(plan.time_limit_s)
-    spec = _env_spec(plan)
-    with warnings.catch_warnings():  # no e-mail on purpose: the repository is the contact
-        warnings.filterwarnings("ignore", message=".*author_email.*")
-        return _create_quietly(plan, first, spec, ref_min, ref_max)
-
-
-def _create_quietly(
-    plan: BuildPlan, first: list[Any], spec: Any, ref_min: float, ref_max: float
-) -> Any:
-    import minari
-
-    return minari.create_dataset_from_buffers(
-        dataset_id=plan.target_id,
-        buffer=first,
-        env=spec,
-        eval_env=spec,
+    return create_lossless(
+        plan.target_id,
+        first,
+        _env_spec(plan),
         algorithm_name=f"vorb-{plan.recipe.source.kind}",
         author=plan.recipe.author,
-        code_permalink=code_permalink(),
         ref_min_score=ref_min,
         ref_max_score=ref_max,
         description=plan.recipe.description,
-        data_format=DATA_FORMAT,
-        requirements=requirements(),
-        jpeg_encoding=False,  # lossless frames: JPEG errs by up to 108/255 on walker frames
     )
+
+
+def create_lossless(dataset_id: str, first: list[Any], spec: Any, **fields: Any) -> Any:
+    """A new Minari dataset in VORB's storage (lossless frames, ``DATA_FORMAT``) from its first
+    buffers; ``fields`` are Minari's descriptive arguments (author, description, scores...)."""
+    import minari
+
+    with warnings.catch_warnings():  # no e-mail on purpose: the repository is the contact
+        warnings.filterwarnings("ignore", message=".*author_email.*")
+        return minari.create_dataset_from_buffers(
+            dataset_id=dataset_id,
+            buffer=first,
+            env=spec,
+            eval_env=spec,
+            code_permalink=code_permalink(),
+            data_format=DATA_FORMAT,
+            requirements=requirements(),
+            jpeg_encoding=False,  # lossless frames: JPEG errs by up to 108/255 on walker frames
+            **fields,
+        )
 
 
 @contextlib.contextmanager
@@ -394,6 +401,24 @@ def _record(plan: BuildPlan, record: dict, seconds: float, staged: Path) -> dict
     }
 
 
+@contextlib.contextmanager
+def staged_dataset(target_id: str) -> Iterator[None]:
+    """Write ``target_id`` under a hidden staging root (Minari points there meanwhile) and move
+    it under the real root only when the body completes: a killed or failed write publishes
+    nothing, and the next attempt removes its leftovers."""
+    final = dataset_dir(target_id)
+    staging = datasets_root() / STAGING_DIR / target_id.replace("/", "__")
+    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed build
+    staging.mkdir(parents=True)
+    with _minari_root(staging):
+        yield
+        staged = dataset_dir(target_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _ensure_namespace(target_id)
+    os.replace(staged, final)  # the dataset appears under its id only now, complete
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def _ensure_namespace(dataset_id: str) -> None:
     from minari.dataset.minari_dataset import parse_dataset_id
     from minari.namespace import create_namespace, list_local_namespaces
@@ -424,29 +449,20 @@ def build_dataset(
     if is_built(plan.target_id):
         return load_or_explain(plan.target_id)
     ensure_headless_gl()  # choose the GL backend once; spawned workers inherit MUJOCO_GL
-    staging = datasets_root() / STAGING_DIR / plan.target_id.replace("/", "__")
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed build
-    staging.mkdir(parents=True)
     start = time.perf_counter()
     episodes = (
         _concat_episodes(_concat_sources(plan, progress))
         if plan.recipe.source.kind == "concat"
-        else _run_tasks(_tasks(plan), plan.workers)
+        else run_in_workers(_tasks(plan), plan.workers)
     )
     total = plan.transitions if plan.transitions is not None else None
     with (
+        staged_dataset(plan.target_id),
         tqdm(total=total, unit="frame", desc=plan.target_id, disable=not progress) as bar,
-        _minari_root(staging),
     ):
         dataset, record = _write(plan, episodes, bar)
         record = _record(plan, record, time.perf_counter() - start, dataset_dir(plan.target_id))
         dataset.storage.update_metadata({METADATA_KEY: record})
-        staged = dataset_dir(plan.target_id)
-    final = dataset_dir(plan.target_id)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _ensure_namespace(plan.target_id)
-    os.replace(staged, final)  # the dataset appears under its id only now, complete
-    shutil.rmtree(staging, ignore_errors=True)
     if not plan.is_variant:
         _record_digests(plan.recipe, record["digests"])
     return load_or_explain(plan.target_id)

@@ -94,10 +94,13 @@ def _scan(
 
 
 def _render_check(dataset: Any, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
+    import gymnasium as gym
+
     from benchmark.envs import make_walker_pixels
 
-    kwargs = dict(dataset.spec.env_spec.kwargs) if dataset.spec.env_spec else {}
-    env = make_walker_pixels(**kwargs)
+    # The dataset's own env spec: a visual variant (benchmark.variants) renders its way.
+    spec = dataset.spec.env_spec
+    env = gym.make(spec).unwrapped if spec is not None else make_walker_pixels()
     try:
         mean_diffs, off_fractions = [], []
         for physics, frame in pairs:

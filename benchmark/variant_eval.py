@@ -1,0 +1,214 @@
+"""Evaluation on visual variants: ``python -m benchmark.run --eval-variants colours,camera1``.
+
+Cheap by design: each trained agent plays the evaluation protocol (same episodes, reset seeds and
+deterministic actions) on every requested variant once, after its final evaluation, and the rows
+go to a separate per-cell table, ``variants.csv`` next to ``evals.csv``. The report compares
+them with the final score on the training variant (the generalisation gap).
+
+Only variants of the training resolution are accepted: the agents' encoders are built for the
+84x84 frames of the recipes' datasets, and resizing a 64px variant back up would evaluate the
+resize as much as the agent. An item is ``name`` or ``name:seed`` (the appearance seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.atomic import atomic_write_text
+from benchmark.variants import DEFAULT, VARIANTS, VariantError, parse_variant
+
+VARIANTS_FILE = "variants.csv"
+VARIANT_COLUMNS: dict[str, str] = {
+    "algo": "string",
+    "dataset": "string",
+    "seed": "int64",
+    "profile": "string",
+    "update": "int64",
+    "variant": "string",  # name, or name:seed for a seeded variant
+    "return_mean": "float64",
+    "return_std": "float64",
+    "normalized_score": "float64",
+}
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One agent evaluated on one variant (see :data:`VARIANT_COLUMNS`)."""
+
+    algo: str
+    dataset: str
+    seed: int
+    profile: str
+    update: int
+    variant: str
+    return_mean: float
+    return_std: float
+    normalized_score: float
+
+
+assert [f.name for f in fields(VariantRow)] == list(VARIANT_COLUMNS)  # one schema
+
+
+def parse_eval_variants(text: str | None) -> tuple[str, ...]:
+    """``"colours,camera1:0,background:3"`` -> canonical labels; a clear error otherwise."""
+    if not text:
+        return ()
+    training = VARIANTS[DEFAULT]
+    labels = []
+    for item in (part for part in text.split(",") if part.strip()):
+        variant, seed = parse_variant(item)
+        if variant.image_size != training.image_size:
+            same_size = [v.name for v in VARIANTS.values() if v.image_size == training.image_size]
+            raise VariantError(
+                f"--eval-variants: {variant.name!r} renders {variant.image_size}x"
+                f"{variant.image_size} frames, but agents are trained on {training.image_size}x"
+                f"{training.image_size} frames; evaluate only variants of the training "
+                f"resolution: {', '.join(same_size)}"
+            )
+        labels.append(f"{variant.name}:{seed}" if variant.seeded else variant.name)
+    if len(set(labels)) != len(labels):
+        raise VariantError(f"--eval-variants repeats a variant: {text!r}")
+    return tuple(labels)
+
+
+def make_variant_env(label: str, time_limit_s: float) -> Any:
+    """The registered evaluation env of a variant label (the caller closes it)."""
+    import gymnasium as gym
+
+    variant, seed = parse_variant(label)
+    kwargs = {"variant_seed": seed} if variant.name != DEFAULT else {}
+    return gym.make(variant.env_id, time_limit_s=time_limit_s, **kwargs)
+
+
+def evaluate_variants(run: Any) -> list[VariantRow]:
+    """Play ``run``'s protocol on each of its task's variants; write the cell's variants.csv.
+
+    ``run`` is the runner's cell state (agent, protocol, references, cell, paths).
+    """
+    from benchmark.evaluation import evaluate
+
+    cell, update, rows = run.task.cell, run.trainer.updates, []
+    for label in run.task.eval_variants:
+        env = make_variant_env(label, run.protocol.time_limit_s)
+        try:
+            result = evaluate(run.trainer.agent, env, run.protocol, run.references)
+        finally:
+            env.close()
+        rows.append(
+            VariantRow(
+                algo=cell.algo,
+                dataset=cell.dataset,
+                seed=cell.seed,
+                profile=cell.profile,
+                update=update,
+                variant=label,
+                return_mean=result.mean,
+                return_std=result.std,
+                normalized_score=result.normalized_score,
+            )
+        )
+    write_variant_rows(run.paths.folder / VARIANTS_FILE, rows)
+    return rows
+
+
+def write_variant_rows(path: Path, rows: list[VariantRow]) -> None:
+    frame = pd.DataFrame([asdict(row) for row in rows], columns=list(VARIANT_COLUMNS))
+    atomic_write_text(path, frame.astype(VARIANT_COLUMNS).to_csv(index=False))
+
+
+def load_variant_results(results: Any, profile: str | None = None) -> pd.DataFrame:
+    """Every chosen cell's ``variants.csv`` (an empty table if none). ``results``: results
+    folder(s) or a :class:`benchmark.results.Selection`, whose chosen folders the tables follow
+    (unreadable ones are added to its problems)."""
+    from benchmark.results import Selection, select_cells
+
+    selection = results if isinstance(results, Selection) else select_cells(results)
+    table = selection.table(VARIANTS_FILE, VARIANT_COLUMNS, profile=profile)
+    if table.empty:
+        return pd.DataFrame(columns=list(VARIANT_COLUMNS)).astype(VARIANT_COLUMNS)
+    return table.astype(VARIANT_COLUMNS)
+
+
+# -- report ------------------------------------------------------------------------------------
+def generalisation_table(evals: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFrame:
+    """Per baseline and evaluation variant: mean normalised score over runs on the variant, the
+    same runs' final score on the training variant, and the gap (variant - training)."""
+    final = evals.sort_values("update").groupby(["algo", "dataset", "seed"]).tail(1)
+    keys = ["algo", "dataset", "seed", "update"]
+    joined = variants.merge(final[[*keys, "normalized_score"]], on=keys, suffixes=("", "_training"))
+    joined["gap"] = joined["normalized_score"] - joined["normalized_score_training"]
+    grouped = joined.groupby(["algo", "variant"], sort=True)
+    table = grouped.agg(
+        runs=("seed", "size"),
+        training=("normalized_score_training", "mean"),
+        variant_score=("normalized_score", "mean"),
+        variant_std=("normalized_score", "std"),
+        gap=("gap", "mean"),
+    )
+    return table.reset_index()
+
+
+def markdown_lines(table: pd.DataFrame, figures: list[str]) -> list[str]:
+    lines = [
+        "",
+        "## Visual variants (generalisation gap)",
+        "",
+        "Each run's agent, after its final evaluation, on other visual variants of the walker "
+        "(`--eval-variants`; same protocol). Gap = variant score - the same runs' final score "
+        f"on the training variant (`{DEFAULT}`), normalised scores, mean over runs.",
+        "",
+        "| baseline | variant | runs | training | variant (mean ± std) | gap |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table.to_dict("records"):
+        lines.append(
+            f"| {row['algo']} | {row['variant']} | {row['runs']} | {row['training']:.1f} | "
+            f"{row['variant_score']:.1f} ± {row['variant_std']:.1f} | {row['gap']:+.1f} |"
+        )
+    lines += [""] + [f"![generalisation gap](figures/{name})" for name in figures if ".png" in name]
+    return lines
+
+
+def gap_figure(table: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Grouped bars: per baseline, the training variant's score and each evaluation variant's."""
+    import numpy as np
+
+    from benchmark.plots import SCORE_LABEL, plt, save
+
+    algos, labels = sorted(set(table["algo"])), sorted(set(table["variant"]))
+    groups = [f"{DEFAULT} (training)", *labels]
+    width = 0.8 / len(groups)
+    figure, axis = plt.subplots(figsize=(max(4.0, 1.6 * len(algos) * len(groups) / 3), 3.2))
+    for index, group in enumerate(groups):
+        heights = []
+        for algo in algos:
+            rows = table[table["algo"] == algo]
+            if index == 0:
+                heights.append(rows["training"].mean())
+            else:
+                match = rows[rows["variant"] == group]["variant_score"]
+                heights.append(match.iloc[0] if len(match) else np.nan)
+        positions = np.arange(len(algos)) + (index - (len(groups) - 1) / 2) * width
+        axis.bar(positions, heights, width, label=group)
+    axis.set_xticks(np.arange(len(algos)), algos)
+    axis.set_ylabel(SCORE_LABEL)
+    axis.set_title("Score on each evaluation variant vs the training variant")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return save(figure, out_dir, "variants_gap")
+
+
+def report_section(results: Any, profile: str, evals: pd.DataFrame, out: Path) -> str:
+    """The report's variants section and figure; empty when no run has a variants.csv."""
+    variants = load_variant_results(results, profile)
+    if variants.empty:
+        return ""
+    table = generalisation_table(evals, variants)
+    atomic_write_text(out / "variants.csv", table.to_csv(index=False))
+    figures = gap_figure(table, out / "figures")
+    return "\n".join(markdown_lines(table, figures)) + "\n"
