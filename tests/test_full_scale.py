@@ -201,7 +201,7 @@ def test_plan_counts_updates_and_evaluations(capsys: pytest.CaptureFixture[str])
     assert run.main([*argv, "--datasets", RANDOM, "--set", "updates=100000"]) == 0
     out = capsys.readouterr().out
     assert "cost: 3 cells, 300,000 updates, 60 evaluations (10 episode(s) each)" in out
-    assert "600,000 rendered agent steps" in out and "--probe" in out
+    assert "300,000 rendered agent steps" in out and "--probe" in out
 
 
 def test_plan_probe_estimates_wall_clock(capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,11 +213,11 @@ def test_plan_probe_estimates_wall_clock(capsys: pytest.CaptureFixture[str]) -> 
 
 # -- the online ring through the CLI ----------------------------------------------------------------
 def test_an_online_cell_runs_past_its_replay_capacity(tmp_path: Path, in_process: None) -> None:
-    # smoke: 10 random warm-up steps; 40 updates = 50 agent steps into a 30-transition ring.
-    extra = ("--algos", "sac-curl-online", "--set", "replay_capacity=30", "--set", "updates=40")
-    extra += ("--set", "eval_interval=20")
+    # smoke: 10 random warm-up steps; 20 updates = 30 agent steps into a 12-transition ring.
+    extra = ("--algos", "sac-curl-online", "--set", "replay_capacity=12", "--set", "updates=20")
+    extra += ("--set", "eval_interval=10")
     assert run.main(smoke_argv(tmp_path / "r", *extra)) == 0
     cell = CellPaths.of(tmp_path / "r", Cell("sac-curl-online", "online", 0, "smoke"))
-    assert load_results(tmp_path / "r")["update"].tolist() == [20, 40]
-    assert json.loads(cell.meta.read_text())["setup"]["config"]["replay_capacity"] == 30
+    assert load_results(tmp_path / "r")["update"].tolist() == [10, 20]
+    assert json.loads(cell.meta.read_text())["setup"]["config"]["replay_capacity"] == 12
     assert any((cell.folder / "replay").iterdir())  # incremental chunks beside the checkpoint
