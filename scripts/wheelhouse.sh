@@ -9,12 +9,13 @@
 # Without --python-version/--platform the wheels fit the Python running this script ($PYTHON,
 # default python3). --without NAME leaves a package out, e.g. torch on a CUDA image that ships
 # its own: setup.sh then makes a virtual environment that sees the system's packages.
-# Packages the registry has only as source (rliable) are built here into pure-Python wheels.
+# Packages the registry has only as source (rliable, gym) are built here into pure-Python wheels.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/pins.sh"
 PY="${PYTHON:-python3}"
-SOURCE_ONLY=("rliable>=1.2")  # pure Python, published as an sdist only: built into py3-none-any
+# Pure Python, published as sdists only: built into py3-none-any (gym: d3rlpy, consumers extra).
+SOURCE_ONLY=("rliable>=1.2" "gym==0.26.2")
 
 usage() { echo "usage: $0 OUT [--python-version X.Y] [--platform TAG]... [--without NAME]..." >&2; exit 2; }
 # pip matches a foreign --platform exactly, yet a manylinux_2_28 machine runs every older
