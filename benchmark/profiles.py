@@ -20,7 +20,8 @@ class Profile:
 
     name: ``smoke`` (tests), ``demo`` (the README's 15-minute CPU demonstration) or ``full``.
     updates: gradient updates per cell (online cells: updates after the initial random steps).
-    eval_interval: evaluate every this many updates (and always after the last one).
+    eval_interval: evaluate every this many updates (and always after the last one); a baseline
+        with its own update count (``algo_updates``) is evaluated at the same fractions of its run.
     eval_episodes: episodes per evaluation, on reset seeds ``10_000 + i``.
     episode_time_limit_s: simulated seconds per episode, for evaluation, online training and
         built-on-the-fly datasets (25 s = 500 agent steps, the published episode).
@@ -32,6 +33,8 @@ class Profile:
     seeds: how many seeds ``--seeds`` defaults to.
     config_overrides: (field, value) pairs applied to a baseline's config where it has the field;
         only scale knobs (batch size, random warm-up, replay capacity), never algorithm choices.
+    algo_updates: (baseline, updates) pairs that replace ``updates`` for those baselines, so a
+        small budget can go where it shows learning; recorded with every result (``to_json``).
     """
 
     name: str
@@ -44,6 +47,16 @@ class Profile:
     datasets: tuple[str, ...]
     seeds: int
     config_overrides: tuple[tuple[str, Any], ...] = ()
+    algo_updates: tuple[tuple[str, int], ...] = ()
+
+    def updates_for(self, algo: str) -> int:
+        """Gradient updates of a cell of baseline ``algo`` (``updates`` unless overridden)."""
+        return dict(self.algo_updates).get(algo, self.updates)
+
+    def eval_interval_for(self, algo: str) -> int:
+        """``eval_interval`` scaled to ``algo``'s update count: every cell gets as many
+        evaluations, so a long run's curve costs no more evaluation episodes per update."""
+        return max(1, self.eval_interval * self.updates_for(algo) // self.updates)
 
     @property
     def is_demonstration(self) -> bool:
@@ -72,8 +85,10 @@ class Profile:
         )
         overrides = ", ".join(f"{k}={v}" for k, v in self.config_overrides) or "none"
         steps = round(self.episode_time_limit_s / FULL_EPISODE_S * 500)
+        per_algo = ", ".join(f"{algo} {n}" for algo, n in self.algo_updates)
+        updates = f"{self.updates} updates" + (f" ({per_algo})" if per_algo else "")
         return (
-            f"{self.updates} updates, evaluation every {self.eval_interval} updates over "
+            f"{updates}, evaluation every {self.eval_interval} updates over "
             f"{self.eval_episodes} episode(s) of {steps} agent steps, {data}, "
             f"{self.seeds} seed(s); config overrides: {overrides}"
         )
@@ -81,6 +96,7 @@ class Profile:
     def to_json(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
         record["config_overrides"] = dict(self.config_overrides)
+        record["algo_updates"] = dict(self.algo_updates)
         return record
 
 
@@ -108,22 +124,22 @@ PROFILES: dict[str, Profile] = {
             ),
         ),
         Profile(
-            # Budget: ~5 min of training on an idle 2-core CPU (measured per-update and
-            # per-episode costs of every baseline at batch 32, one torch thread per worker).
+            # TENTATIVE (being measured)
             name="demo",
-            updates=120,
-            eval_interval=40,
+            updates=200,
+            eval_interval=250,
             eval_episodes=2,
-            episode_time_limit_s=5.0,  # 100 agent steps
-            dataset_transitions=2_000,
+            episode_time_limit_s=FULL_EPISODE_S,
+            dataset_transitions=10_000,
             dataset_namespace="vorb-demo",
-            datasets=(RANDOM, EXPERT),
+            datasets=(EXPERT,),
             seeds=2,
             config_overrides=(
-                ("batch_size", 32),
+                ("batch_size", 128),
                 ("initial_random_steps", 100),
                 ("replay_capacity", 10_000),
             ),
+            algo_updates=(("bc", 1_000),),
         ),
         Profile(
             name="full",

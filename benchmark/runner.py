@@ -286,18 +286,20 @@ def _resume(run: _CellRun) -> None:
 
 def _training_loop(run: _CellRun, eval_env: Any) -> None:
     trainer, profile = run.trainer, run.profile
+    updates = profile.updates_for(run.task.cell.algo)
+    eval_interval = profile.eval_interval_for(run.task.cell.algo)
     started = time.perf_counter()
     elapsed = lambda: run.seconds + time.perf_counter() - started  # noqa: E731
     checkpoint_due = False
     bar = _progress_bar(run)
-    while trainer.updates < profile.updates:
+    while trainer.updates < updates:
         _check_parent()
         before = trainer.updates
         _check_finite(trainer.step(), trainer.updates)
         if trainer.updates == before:  # online warm-up: environment steps without updates
             continue
         bar.update(1)
-        if trainer.updates % profile.eval_interval == 0 or trainer.updates == profile.updates:
+        if trainer.updates % eval_interval == 0 or trainer.updates == updates:
             _evaluate(run, eval_env, elapsed())
             checkpoint_due = True
         # Online trainers are exact only at episode boundaries: checkpoint at the first one.
@@ -311,7 +313,7 @@ def _training_loop(run: _CellRun, eval_env: Any) -> None:
 
 def _progress_bar(run: _CellRun) -> tqdm:
     return tqdm(
-        total=run.profile.updates,
+        total=run.profile.updates_for(run.task.cell.algo),
         initial=run.trainer.updates,
         desc=run.task.cell.label,
         unit="upd",
