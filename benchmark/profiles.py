@@ -85,10 +85,15 @@ class Profile:
         )
         overrides = ", ".join(f"{k}={v}" for k, v in self.config_overrides) or "none"
         steps = round(self.episode_time_limit_s / FULL_EPISODE_S * 500)
-        per_algo = ", ".join(f"{algo} {n}" for algo, n in self.algo_updates)
-        updates = f"{self.updates} updates" + (f" ({per_algo})" if per_algo else "")
+        per_algo = ", ".join(
+            f"{algo}: {n} updates, evaluation every {self.eval_interval_for(algo)}"
+            for algo, n in self.algo_updates
+        )
+        updates = f"{self.updates} updates, evaluation every {self.eval_interval} updates" + (
+            f" ({per_algo})" if per_algo else ""
+        )
         return (
-            f"{updates}, evaluation every {self.eval_interval} updates over "
+            f"{updates} over "
             f"{self.eval_episodes} episode(s) of {steps} agent steps, {data}, "
             f"{self.seeds} seed(s); config overrides: {overrides}"
         )

@@ -27,7 +27,7 @@ def test_updates_and_evaluation_interval_per_baseline() -> None:
     # As many evaluations for every baseline, at the same fractions of its run.
     assert UNEVEN.eval_interval_for("sac-curl-online") == 4 and UNEVEN.eval_interval_for("bc") == 2
     assert UNEVEN.to_json()["algo_updates"] == {"sac-curl-online": 8}
-    assert "4 updates (sac-curl-online 8)" in UNEVEN.describe()
+    assert "(sac-curl-online: 8 updates, evaluation every 4)" in UNEVEN.describe()
     assert profiles.get("full").updates_for("bc") == 1_000_000
 
 
