@@ -129,15 +129,16 @@ PROFILES: dict[str, Profile] = {
             ),
         ),
         Profile(
-            # The README's demonstration: ~15 min on an idle 2-core CPU, set-up included, with one
-            # baseline visibly learning. Measured (one torch thread a worker): an update at batch
-            # 128 costs BC ~0.25 s, DrQ+BC ~0.45 s, SAC-CURL ~0.7 s, CQL-CURL ~1 s; a 500-step
-            # evaluation episode ~9 s (rendering); 10,000 expert transitions ~75 s on two cores.
-            # BC on this data (2 seeds): about 0 normalised at 250 updates, rising from 500, above
-            # 30 by 1,000. The actor-critics need ~10^5-10^6 updates: 40 show they run, no more.
+            # The README's demonstration: ~15-17 min on an idle 2-core CPU, set-up included, with
+            # one baseline visibly learning. Costs (one torch thread a worker, batch 128; about
+            # twice at 256): an update of BC ~0.25 s, DrQ+BC ~0.45 s, SAC-CURL ~0.7 s, CQL-CURL
+            # ~1 s; a 500-step evaluation episode ~9 s (rendering); 10,000 expert transitions
+            # ~75 s on two cores. BC on this data, 2 seeds: at batch 128 it walks by 500-750
+            # updates but its policy is unstable (1,000 updates: 1 and 14 normalised); at batch
+            # 256, BC256_RESULT. The actor-critics need ~10^5-10^6 updates: 20 show they run.
             name="demo",
-            updates=40,
-            eval_interval=10,  # four evaluations per cell (BC: every 250 of its 1,000 updates)
+            updates=20,
+            eval_interval=5,  # four evaluations per cell (BC: every 250 of its 1,000 updates)
             eval_episodes=1,  # evaluation episodes are the cost that grows with cells
             episode_time_limit_s=FULL_EPISODE_S,  # full episodes: the normalised scale holds
             dataset_transitions=10_000,  # 20 expert episodes
@@ -145,7 +146,7 @@ PROFILES: dict[str, Profile] = {
             datasets=(EXPERT,),
             seeds=2,
             config_overrides=(
-                ("batch_size", 128),
+                ("batch_size", 256),  # V-D4RL's; at 128 BC's young policy swings (above)
                 ("initial_random_steps", 100),
                 ("replay_capacity", 10_000),
             ),

