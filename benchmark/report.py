@@ -182,7 +182,7 @@ def markdown(
         lines += [
             f"> **A demonstration, not results.** The `{profile.name}` profile trains for minutes "
             "on a CPU, on small datasets: it shows the pipeline end to end and learning at small "
-            "scale (in `demo`, behaviour cloning on expert data learns to walk), not how the "
+            "scale (in `demo`, behaviour cloning on expert data starts to walk), not how the "
             "baselines compare; the other curves are far from their full-scale budgets. "
             "Benchmark results come from the `full` profile on a GPU: see `results/reference/`.",
             "",
