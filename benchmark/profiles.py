@@ -129,10 +129,11 @@ PROFILES: dict[str, Profile] = {
             ),
         ),
         Profile(
-            # The README's demonstration: ~15 min on an idle 2-core CPU, set-up included, with
-            # BC visibly learning. Measured with two 1-thread workers side by side: an update of
-            # BC costs ~0.5 s at batch 128 and ~1.25 s at 256; a 500-step evaluation episode ~9 s
-            # (rendering); 10,000 expert transitions ~75 s on two cores. BC on this data, batch
+            # The README's demonstration: ~15-18 min on an idle 2-core CPU, set-up included, with
+            # BC visibly learning. Measured on an idle machine with two 1-thread processes side by
+            # side, an update at batch 128: BC 0.50 s (1.25 s at 256), DrQ+BC 0.70, SAC-CURL 1.22,
+            # CQL-CURL 1.71; a 500-step evaluation episode 13 s alone (18 CPU-s: software
+            # rendering), so ~18 s with two workers; 10,000 transitions ~3 min. BC on this data, batch
             # 128, 2 seeds (normalised at 250/500/750/1,000 updates): -1.5/2.9/31.1/1.4 and
             # -0.6/25.8/20.8/13.7: it learns to walk by 500-750 updates, but its young policy
             # swings. Batch 256 for 1,000 updates (V-D4RL's batch; 42.8 in one measured run)
