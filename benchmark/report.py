@@ -195,9 +195,11 @@ def markdown(
     lines = [f"# VORB leaderboard: profile `{profile.name}`", ""]
     if profile.is_demonstration:
         lines += [
-            f"> **A demonstration, not results.** The `{profile.name}` profile is far too small "
-            "for these numbers to say anything about the baselines; they show that the pipeline "
-            "runs end to end. Only the `full` profile produces results.",
+            f"> **A demonstration, not results.** The `{profile.name}` profile trains for minutes "
+            "on a CPU, on small datasets: it shows the pipeline end to end and learning at small "
+            "scale (in `demo`, behaviour cloning on expert data starts to walk), not how the "
+            "baselines compare; the other curves are far from their full-scale budgets. "
+            "Benchmark results come from the `full` profile on a GPU: see `results/reference/`.",
             "",
         ]
     lines += [*_protocol_lines(profile, meta), "", "## Per dataset", ""]

@@ -259,7 +259,7 @@ class _CellRun:
 
     @property
     def total_updates(self) -> int:
-        return self.profile.updates
+        return self.profile.updates_for(self.task.cell.algo)
 
 
 def _train_cell(task: CellTask, paths: CellPaths) -> bool:
@@ -390,6 +390,7 @@ def _training_loop(run: _CellRun, eval_env: Any) -> bool:
     """Train, evaluate on schedule, checkpoint; True at the end, False when the time budget
     stopped the cell at an exact checkpoint (offline: any update; online: an episode start)."""
     trainer, profile = run.trainer, run.profile
+    eval_interval = profile.eval_interval_for(run.task.cell.algo)
     started = time.perf_counter()
     elapsed = lambda: run.seconds + time.perf_counter() - started  # noqa: E731
     checkpoint_due = False
@@ -407,7 +408,7 @@ def _training_loop(run: _CellRun, eval_env: Any) -> bool:
             continue
         run.metrics.add(metrics)  # summed on the device: no host-device sync per update
         bar.update(1)
-        if trainer.updates % profile.eval_interval == 0 or trainer.updates == run.total_updates:
+        if trainer.updates % eval_interval == 0 or trainer.updates == run.total_updates:
             _evaluate(run, eval_env, elapsed())
             checkpoint_due = True
         # Online trainers are exact only at episode boundaries: checkpoint at the first one.

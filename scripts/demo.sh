@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job at a small default scale: set up, build small datasets (random and expert, 2,000
-# transitions of 100-step episodes), run every registered baseline over 2 seeds (demo profile),
+# The main job at a small scale (~15-18 min on a 2-core CPU, set-up included): set up, build a small
+# expert dataset (10,000 transitions, 20 full 500-step episodes), run every registered baseline
+# over 2 seeds (demo profile: BC 750 updates, where learning shows on a CPU; the others 15),
 # write the leaderboard and figures to results/demo/. Re-running resumes (finished cells skip).
-# Numbers at this scale are a demonstration of the pipeline, not benchmark results.
+# It shows learning at small scale, not benchmark results (full profile, results/reference/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
