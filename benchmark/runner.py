@@ -16,6 +16,7 @@ import fcntl
 import math
 import multiprocessing as mp
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,8 @@ from benchmark.results import (
     write_metrics,
     write_rows,
 )
+
+EXIT_ORPHANED = 3  # a local worker's exit status when its launcher died
 
 
 class DivergedError(RuntimeError):
@@ -434,9 +437,13 @@ def _progress_bar(run: _CellRun) -> tqdm:
 
 
 def _check_parent() -> None:
-    # A local worker whose launcher was killed stops, so a re-run never races with it.
+    # A local worker whose launcher was killed stops, so a re-run never races with it. It ends
+    # at once (os._exit): a SystemExit would unwind into the pool's worker loop, which then
+    # blocks forever reporting to the dead launcher. The last checkpoint stays on disk and the
+    # cell lock goes with the process.
     if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
-        raise SystemExit("the launching process is gone")
+        print("[run] the launching process is gone: stopping this worker", file=sys.stderr)
+        os._exit(EXIT_ORPHANED)
 
 
 def _record_metrics(run: _CellRun) -> None:
