@@ -31,8 +31,9 @@ def agent_steps_per_episode(profile: Profile) -> int:
     return round(profile.episode_time_limit_s / FULL_EPISODE_S * 500)
 
 
-def cell_cost(profile: Profile, updates: int, config: Any, online: bool) -> CellCost:
-    evaluations = math.ceil(updates / profile.eval_interval)
+def cell_cost(profile: Profile, algo: str, config: Any, online: bool) -> CellCost:
+    updates = profile.updates_for(algo)
+    evaluations = math.ceil(updates / profile.eval_interval_for(algo))
     eval_steps = evaluations * profile.eval_episodes * agent_steps_per_episode(profile)
     env_steps = updates + getattr(config, "initial_random_steps", 0) if online else 0
     return CellCost(updates, evaluations, eval_steps, env_steps)
@@ -45,15 +46,9 @@ def plan_costs(plan: Any) -> list[tuple[Any, CellCost]]:
     costs = []
     for cell in plan.cells:
         spec = registry.get(cell.algo)
-        config = plan.overrides.apply_config(plan.profile.apply(spec.default_config()))
-        updates = _updates_for(plan.profile, cell.algo)
-        costs.append((cell, cell_cost(plan.profile, updates, config, not spec.offline)))
+        config = plan.overrides.config_for(spec, plan.profile)
+        costs.append((cell, cell_cost(plan.profile, cell.algo, config, not spec.offline)))
     return costs
-
-
-def _updates_for(profile: Profile, algo: str) -> int:
-    per_algo = getattr(profile, "updates_for", None)
-    return per_algo(algo) if per_algo is not None else profile.updates
 
 
 def describe(plan: Any, workers: int, device: str, probe: bool) -> str:
@@ -85,10 +80,8 @@ def estimate_seconds(plan: Any, costs: list, workers: int, device: str) -> float
 
     torch.set_num_threads(threads_per_worker(workers))
     per_update = {
-        spec.name: probe_update_seconds(spec, plan, device)
-        for spec in {
-            registry.get(cell.algo).name: registry.get(cell.algo) for cell, _ in costs
-        }.values()
+        algo: probe_update_seconds(registry.get(algo), plan, device)
+        for algo in {cell.algo for cell, _ in costs}
     }
     per_step = probe_step_seconds(plan.profile)
     total = sum(
@@ -104,7 +97,7 @@ def probe_update_seconds(spec: Any, plan: Any, device: str) -> float:
 
     from benchmark.sampler import TransitionBatch
 
-    config = plan.overrides.apply_config(plan.profile.apply(spec.default_config()))
+    config = plan.overrides.config_for(spec, plan.profile)
     agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device(device))
     size = config.batch_size
     batch = TransitionBatch(

@@ -37,7 +37,8 @@ class MetricsAccumulator:
         names = sorted(self._counts)
         tensors = [self._sums[name] for name in names]
         on_device = [t for t in tensors if isinstance(t, torch.Tensor)]
-        values = iter(torch.stack([t.cpu() for t in on_device]).tolist() if on_device else [])
+        # One stack on the device, one transfer (all metrics live on the training device).
+        values = iter(torch.stack(on_device).cpu().tolist() if on_device else [])
         sums = [next(values) if isinstance(t, torch.Tensor) else float(t) for t in tensors]
         return {name: total / self._counts[name] for name, total in zip(names, sums, strict=True)}
 

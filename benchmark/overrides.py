@@ -37,6 +37,17 @@ class Overrides:
     def apply_profile(self, profile: Profile) -> Profile:
         return dataclasses.replace(profile, **dict(self.profile)) if self.profile else profile
 
+    def profile_named(self, name: str) -> Profile:
+        """The registered profile ``name`` with the profile items applied."""
+        from benchmark import profiles
+
+        return self.apply_profile(profiles.get(name))
+
+    def config_for(self, spec: Any, profile: Profile) -> Any:
+        """A baseline's config as a cell runs it: defaults, the profile's scale overrides, then
+        the config items (one place: the runner, ``--plan`` and the probe all build it so)."""
+        return self.apply_config(profile.apply(spec.default_config()))
+
     def apply_config(self, config: Any) -> Any:
         """``config`` with the items whose field it has (others belong to other baselines)."""
         names = {field.name for field in dataclasses.fields(config)}
@@ -106,7 +117,7 @@ def parse_value(name: str, text: str, kind: Any) -> Any:
     stripped = text.strip()
     if type(None) in allowed and stripped.lower() == "none":
         return None
-    for candidate in allowed:
+    for candidate in (kind for kind in allowed if kind is not type(None)):
         value = _parse_as(candidate, stripped)
         if value is not None:
             return value
@@ -118,8 +129,6 @@ def _parse_as(kind: type, text: str) -> Any:
     if kind is bool:
         lowered = text.lower()
         return True if lowered in TRUE else False if lowered in FALSE else None
-    if kind is type(None):
-        return None
     try:
         value = kind(text)
     except ValueError:

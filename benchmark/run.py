@@ -186,7 +186,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     """Resolve the selection; raises ValueError/KeyError with the valid names."""
     specs = tuple(registry.resolve(args.algos))
     overrides = parse_overrides(args.overrides, (spec.config_class() for spec in specs))
-    profile = overrides.apply_profile(profiles.get(args.profile))
+    profile = overrides.profile_named(args.profile)
     datasets = parse_datasets(args.datasets, profile)
     seeds = parse_seeds(args.seeds, profile.seeds)
     from benchmark.runner import plan_cells

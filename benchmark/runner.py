@@ -27,7 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark import profiles, registry
+from benchmark import registry
 from benchmark.atomic import atomic_write
 from benchmark.diagnostics import MetricsAccumulator, first_non_finite
 from benchmark.overrides import Overrides
@@ -160,19 +160,13 @@ def _now() -> float:
 def _finished_with_other_setup(task: CellTask, paths: CellPaths) -> str | None:
     """A finished cell is skipped only if the command asks for what it holds: the same config,
     profile and ``--set`` items (a cheap check: no dataset is loaded for it)."""
-    import dataclasses
     import json
 
     before = json.loads(paths.meta.read_text()).get("setup", {})
-    profile = task.overrides.apply_profile(profiles.get(task.cell.profile))
-    config = task.overrides.apply_config(
-        profile.apply(registry.get(task.cell.algo).default_config())
+    profile = task.overrides.profile_named(task.cell.profile)
+    wanted = _requested_setup(
+        task, task.overrides.config_for(registry.get(task.cell.algo), profile), profile
     )
-    wanted = {
-        "config": dataclasses.asdict(config),
-        "profile": profile.to_json(),
-        "overrides": task.overrides.to_json(),
-    }
     held = {key: before.get(key) for key in wanted}
     if _canonical(held) == _canonical(wanted):
         return None
@@ -307,9 +301,9 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     from benchmark.sampler import FrameReplay
 
     cell = task.cell
-    profile = task.overrides.apply_profile(profiles.get(cell.profile))
+    profile = task.overrides.profile_named(cell.profile)
     spec = registry.get(cell.algo)
-    config = task.overrides.apply_config(profile.apply(spec.default_config()))
+    config = task.overrides.config_for(spec, profile)
     protocol = Protocol(profile.eval_episodes, profile.episode_time_limit_s)
     if spec.offline:
         dataset = minari.load_dataset(task.dataset_id)
@@ -331,18 +325,23 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     return run, meta
 
 
-def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, references: Any) -> dict:
-    import dataclasses
+def _requested_setup(task: CellTask, config: Any, profile: Profile) -> dict[str, Any]:
+    """The part of a cell's setup the command decides: config, profile and ``--set`` items."""
+    return {
+        "config": asdict(config),
+        "profile": profile.to_json(),
+        "overrides": task.overrides.to_json(),  # the --set items behind config and profile
+    }
 
+
+def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, references: Any) -> dict:
     return {
         "cell": asdict(task.cell),
         "setup": {  # what must not change between attempts of one cell
-            "config": dataclasses.asdict(config),
-            "profile": profile.to_json(),
+            **_requested_setup(task, config, profile),
             "evaluation": protocol.to_json(),
             "dataset_id": task.dataset_id,
             "references": asdict(references),
-            "overrides": task.overrides.to_json(),  # the --set items behind config and profile
         },
         "device": task.device,
         "torch_threads": task.threads,

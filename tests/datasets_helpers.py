@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,13 @@ def write_tiny_replay(path: Path, episodes: int = 2, length: int = 20, seed: int
         actions=rng.uniform(-1, 1, size=(episodes * length, 6)).astype(np.float32),
         rewards=np.zeros(episodes * length, dtype=np.float32),
     )
+
+
+def fresh_copy(built_root: Path, minari_root: Path) -> Path:
+    """A per-test copy of a module's built root in the test's own Minari root (tests may
+    tamper with it)."""
+    shutil.copytree(built_root, minari_root, dirs_exist_ok=True)
+    return minari_root
 
 
 def build_tiny_root(root: Path, transitions: int, target_id: str = TINY_RANDOM_ID) -> Path:

@@ -3,14 +3,13 @@ cards, and clear errors on bad input. One tiny dataset is built for the whole mo
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import minari
 import numpy as np
 import pyarrow as pa
 import pytest
-from datasets_helpers import RANDOM_ID, TINY_RANDOM_ID, build_tiny_root, run_cli
+from datasets_helpers import RANDOM_ID, TINY_RANDOM_ID, build_tiny_root, fresh_copy, run_cli
 
 from benchmark.datasets import recipes as recipes_module
 from benchmark.datasets.__main__ import main
@@ -26,9 +25,7 @@ def built_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def root(built_root: Path, minari_root: Path) -> Path:
-    """A per-test copy of the built root (tests may tamper with it)."""
-    shutil.copytree(built_root, minari_root, dirs_exist_ok=True)
-    return minari_root
+    return fresh_copy(built_root, minari_root)
 
 
 def _episode_file(root: Path, episode: int = 0) -> Path:

@@ -6,7 +6,6 @@ re-renders it with real dm_control rendering into its own Minari root.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import gymnasium as gym
 import minari
 import numpy as np
 import pytest
-from datasets_helpers import TINY_RANDOM_ID, build_tiny_root, run_cli
+from datasets_helpers import TINY_RANDOM_ID, build_tiny_root, fresh_copy, run_cli
 
 from benchmark.datasets.card import STRIP_FRAMES, _frame_strip, write_card
 from benchmark.datasets.rerender import (
@@ -55,8 +54,7 @@ def built_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def root(built_root: Path, minari_root: Path) -> Path:
-    shutil.copytree(built_root, minari_root, dirs_exist_ok=True)
-    return minari_root
+    return fresh_copy(built_root, minari_root)
 
 
 def _pixels(dataset: minari.MinariDataset) -> list[np.ndarray]:

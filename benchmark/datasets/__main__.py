@@ -47,6 +47,17 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(f"  {dataset_id:38s} {_size(dataset_id)}")
 
 
+def _target_free(target: str, force: bool, verb: str) -> bool:
+    """Whether ``target`` may be written: removed first with ``--force``; an already built one
+    is kept (and said so) without it."""
+    if force and dataset_dir(target).exists():
+        shutil.rmtree(dataset_dir(target))
+    elif is_built(target):
+        print(f"{target}: already built (use --force to {verb})")
+        return False
+    return True
+
+
 def cmd_build(args: argparse.Namespace) -> None:
     from benchmark.datasets.build import build_dataset, variant_id
 
@@ -56,10 +67,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         target = args.target_id or (
             variant_id(dataset_id, args.transitions, time_limit) if resized else dataset_id
         )
-        if args.force and dataset_dir(target).exists():
-            shutil.rmtree(dataset_dir(target))
-        elif is_built(target):
-            print(f"{target}: already built (use --force to rebuild)")
+        if not _target_free(target, args.force, "rebuild"):
             continue
         dataset = build_dataset(
             dataset_id,
@@ -120,10 +128,7 @@ def cmd_rerender(args: argparse.Namespace) -> None:
 
     variant, seed = resolve(args.variant, args.seed)
     target = args.target_id or variant_dataset_id(args.dataset_id, variant, seed)
-    if args.force and dataset_dir(target).exists():
-        shutil.rmtree(dataset_dir(target))
-    elif is_built(target):
-        print(f"{target}: already built (use --force to re-render)")
+    if not _target_free(target, args.force, "re-render"):
         return
     dataset = rerender_dataset(
         args.dataset_id,

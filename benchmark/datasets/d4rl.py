@@ -200,8 +200,7 @@ def get_dataset(
 
     One row per transition. See the module docstring for the shapes and the memory it costs.
     """
-    data = load_frame_indexed(dataset_id, frame_stack)
-    return _observations(data, observation, with_state, lazy, nexts=False) | _transitions(data)
+    return _d4rl_dict(dataset_id, frame_stack, observation, with_state, lazy, nexts=False)
 
 
 def qlearning_dataset(
@@ -215,8 +214,19 @@ def qlearning_dataset(
 
     Every transition is kept (D4RL drops time-limit ones for want of their next observation).
     """
+    return _d4rl_dict(dataset_id, frame_stack, observation, with_state, lazy, nexts=True)
+
+
+def _d4rl_dict(
+    dataset_id: str,
+    frame_stack: int,
+    observation: Observation,
+    with_state: bool,
+    lazy: bool,
+    nexts: bool,
+) -> dict[str, Any]:
     data = load_frame_indexed(dataset_id, frame_stack)
-    return _observations(data, observation, with_state, lazy, nexts=True) | _transitions(data)
+    return _observations(data, observation, with_state, lazy, nexts=nexts) | _transitions(data)
 
 
 def get_normalized_score(dataset_id: str, returns: float | np.ndarray) -> float | np.ndarray:
