@@ -24,6 +24,9 @@ class BaselineSpec:
     obs_kind: what the agent observes: ``"pixels"`` (3-frame uint8 stacks, 9x84x84) or
         ``"state"`` (the walker's 24-dimensional proprioceptive state, float32; offline cells
         see it normalised by the dataset's mean and std). Every results row records it.
+    family: the algorithm family shared by a pixel and a state baseline (``bc``, ``td3bc``,
+        ``sac-offline``...): the report's pixel-state gap pairs baselines by it (default: the
+        name, a family of one).
     """
 
     name: str
@@ -32,8 +35,11 @@ class BaselineSpec:
     offline: bool
     summary: str
     obs_kind: str = "pixels"
+    family: str = ""
 
     def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
         if self.obs_kind not in OBS_KINDS:
             raise ValueError(
                 f"baseline {self.name!r}: obs_kind {self.obs_kind!r} is not one of {OBS_KINDS}"

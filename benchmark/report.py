@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import profiles
+from benchmark import gap, profiles
 from benchmark.atomic import atomic_write_text
 from benchmark.profiles import FULL_EPISODE_S
 from benchmark.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
@@ -30,7 +30,12 @@ BOOTSTRAP_REPS = 2_000
 BOOTSTRAP_SEED = 0
 AGGREGATE = "aggregate"
 IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
-PROFILE_ORDER = ("full", "demo", "smoke")  # the report defaults to the largest scale present
+PROFILE_ORDER = (
+    "full",
+    "state",
+    "demo",
+    "smoke",
+)  # the report defaults to the largest scale present
 EXIT_SKIPPED = 1  # the report was written, but some cells' files could not be read
 EXIT_USAGE = 2  # nothing written: bad arguments, no results, or conflicting copies of a cell
 
@@ -109,6 +114,7 @@ def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
     groups = ordered.groupby(["algo", "dataset", "seed"], sort=True)
     grouped = groups["normalized_score"]
     frame = pd.DataFrame({"final": grouped.last(), "best": grouped.max()})
+    frame["obs"] = groups["observation"].last() if "observation" in table else "pixels"
     if {"q_estimate", "discounted_return"} <= set(table.columns):
         last = groups.tail(1).set_index(["algo", "dataset", "seed"])
         frame["q_gap"] = last["q_estimate"] - last["discounted_return"]
@@ -140,8 +146,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[str]) -> dict:
-    row: dict = {"algo": algo, "dataset": dataset}
     mine = runs[(runs["algo"] == algo) & runs["dataset"].isin(tasks)]
+    row: dict = {"algo": algo, "obs": mine["obs"].iloc[0], "dataset": dataset}
     # Final overestimation: mean over runs of Q(s0, pi(s0)) - discounted return (NaN: no critic).
     row["final_q_gap"] = float(mine["q_gap"].mean()) if mine["q_gap"].notna().any() else np.nan
     for column in ("final", "best"):
@@ -261,12 +267,13 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
 
 def _table(frame: pd.DataFrame) -> list[str]:
     has_dataset = "dataset" in frame.columns
-    header = ["baseline", *(["dataset"] if has_dataset else []), "runs"]
+    header = ["baseline", "obs", *(["dataset"] if has_dataset else []), "runs"]
     header += ["final (mean ± std)", "final IQM [95% CI]", "best (mean ± std)", "best IQM [95% CI]"]
     header += ["final Q - return"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in frame.to_dict("records"):
-        cells = [row["algo"], *([row["dataset"]] if has_dataset else []), str(row["runs"])]
+        cells = [row["algo"], row["obs"], *([row["dataset"]] if has_dataset else [])]
+        cells.append(str(row["runs"]))
         for column in ("final", "best"):
             interval = Interval(
                 row[f"{column}_iqm"], row[f"{column}_iqm_low"], row[f"{column}_iqm_high"]
@@ -316,7 +323,11 @@ def write_report(
     figures = plots.all_figures(table, runs, out / "figures", metrics)
     atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
     meta = [selection.meta[f] for f in selection.folders_of(name) if f in selection.meta]
+    gaps = gap.gap_table(runs)
+    figures += gap.figure(gaps, out / "figures")
+    atomic_write_text(out / "pixel_state_gap.csv", gaps.to_csv(index=False))
     text = markdown(board, profiles.get(name), meta, pi, figures)
+    text += "\n".join(gap.markdown(gaps)) + "\n"
     text += report_section(selection, name, table, out)  # only when runs have variants.csv
     atomic_write_text(out / "leaderboard.md", text)
     return out / "leaderboard.md"
