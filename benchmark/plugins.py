@@ -159,7 +159,7 @@ def spec_from_object(found: Any, reference: str, where: BaselineSpec) -> Baselin
             )
         doc = (found.__doc__ or "").strip().splitlines()
         spec = BaselineSpec(
-            name=getattr(found, "name", None) or found.__name__.lower(),
+            name=getattr(found, "name", None) or _default_name(found, where),
             config=f"{reference}.Config",
             agent=reference,
             offline=bool(getattr(found, "offline", True)),
@@ -175,6 +175,11 @@ def spec_from_object(found: Any, reference: str, where: BaselineSpec) -> Baselin
             where, f"name {spec.name!r} is not usable as a results folder (letters, digits, . _ -)"
         )
     return spec
+
+
+def _default_name(found: type, where: BaselineSpec) -> str:
+    """An entry point's own name; for ``--algos module:Class``, the class name in lower case."""
+    return where.name if where.origin == "entry point" else found.__name__.lower()
 
 
 def _error_text(error: BaseException) -> str:

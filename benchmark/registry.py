@@ -132,9 +132,14 @@ def get(name: str) -> BaselineSpec:
     if name in _PENDING:
         from benchmark.plugins import load_entry_point
 
-        spec = load_entry_point(name, _PENDING[name], _REGISTRY.get(name))
-        del _PENDING[name]
-        register(spec)
+        entry_points = _PENDING[name]
+        spec = load_entry_point(name, entry_points, _REGISTRY.get(name))  # raises: stays pending
+        del _PENDING[name]  # register() refuses external names that are still pending
+        try:
+            register(spec)
+        except ValueError:  # pending again: asked for again, it fails again (never a skip)
+            _PENDING[name] = entry_points
+            raise
     if name not in _REGISTRY:
         raise KeyError(f"unknown baseline {name!r}; valid names: {', '.join(names())}")
     return _REGISTRY[name]
