@@ -72,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--algos", default="all", help="'all' or comma-separated baseline names")
+    parser.add_argument(
+        "--algos",
+        default="all",
+        help="'all' or comma-separated baseline names or module:Class references "
+        "(docs/agent-contract.md)",
+    )
     parser.add_argument(
         "--datasets",
         nargs="+",
