@@ -40,11 +40,8 @@ class Plan:
 def _epilog() -> str:
     from benchmark.datasets import known_dataset_ids
 
-    lines = ["baselines (--algos):"]
-    lines += [
-        f"  {spec.name:<18} {'offline' if spec.offline else 'online '}  {spec.summary}"
-        for spec in map(registry.get, registry.names())
-    ]
+    lines = ["baselines (--algos; also module:Class, see docs/agent-contract.md):"]
+    lines += [_baseline_line(name) for name in registry.names()]
     lines += ["", "datasets (--datasets; 'default' = the profile's, 'all' = every one):"]
     lines += [f"  {dataset_id}" for dataset_id in known_dataset_ids()]
     lines += ["", "profiles (--profile):"]
@@ -58,6 +55,16 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
+def _baseline_line(name: str) -> str:
+    """One baseline for ``--help``; a broken plugin is listed with its problem, not skipped."""
+    try:
+        spec = registry.get(name)
+    except ValueError as error:
+        return f"  {name:<18} BROKEN   {error}"
+    kind = "offline" if spec.offline else "online "
+    return f"  {spec.name:<18} {kind}  {spec.summary}" + (" [external]" if spec.external else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark.run",
@@ -65,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--algos", default="all", help="'all' or comma-separated baseline names")
+    parser.add_argument(
+        "--algos",
+        default="all",
+        help="'all' or comma-separated baseline names or module:Class references "
+        "(docs/agent-contract.md)",
+    )
     parser.add_argument(
         "--datasets",
         nargs="+",
@@ -435,6 +447,7 @@ def make_tasks(
             overrides=plan.overrides,
             stop_at=stop_at,
             eval_variants=parse_eval_variants(args.eval_variants),
+            spec=registry.get(cell.algo),
         )
         for cell in plan.cells
     ]

@@ -31,6 +31,7 @@ from benchmark import registry
 from benchmark.atomic import atomic_write
 from benchmark.diagnostics import MetricsAccumulator, first_non_finite
 from benchmark.overrides import Overrides
+from benchmark.plugins import provenance
 from benchmark.profiles import Profile
 from benchmark.results import (
     ONLINE,
@@ -84,6 +85,9 @@ class CellTask:
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
     eval_variants: tuple[str, ...] = ()  # benchmark.variant_eval labels, after the final eval
+    # The cell's baseline as the launcher resolved it: a spec registered by a user's script or
+    # by --algos module:Class exists only in the launcher's registry (benchmark.plugins).
+    spec: registry.BaselineSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ _SLOT = 0  # this worker's progress-bar line
 
 def run_cell(task: CellTask) -> CellOutcome:
     """Run (or resume, or skip) one cell; every error is recorded, none escapes."""
+    if task.spec is not None:
+        registry.adopt(task.spec)
     paths = CellPaths.of(task.root, task.cell)
     if paths.done.exists():
         if (conflict := _finished_with_other_setup(task, paths)) is not None:
@@ -357,6 +363,7 @@ def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, referenc
         "versions": package_versions(),
         "git": git_commit(),
         "host": host_info(),
+        "plugin": provenance(registry.get(task.cell.algo), config),  # built-in or external
     }
 
 
