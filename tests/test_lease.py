@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import registry
 from benchmark.lease import plan
 from benchmark.lease.merge import merge
 from benchmark.profiles import EXPERT, get
@@ -20,12 +19,12 @@ from benchmark.results import ONLINE, Cell
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = get("full")
-PROBE = plan.Probe({name: 0.01 for name in registry.names()}, step_s=0.002, start_s=30.0)
+PROBE = plan.Probe({spec.name: 0.01 for spec in plan.pixel_specs()}, step_s=0.002, start_s=30.0)
 STEPS = {"sac-curl-online": 1_000}
 
 
 def test_groups_start_with_the_original_comparison_on_expert() -> None:
-    groups = plan.cell_groups("full", 3, registry.names())
+    groups = plan.cell_groups("full", 3, plan.pixel_specs())
     first = groups[0]
     assert {(c.algo, c.dataset) for c in first} == {
         ("sac-curl-online", ONLINE),
@@ -39,7 +38,7 @@ def test_groups_start_with_the_original_comparison_on_expert() -> None:
 
 
 def test_a_later_slot_continues_with_the_cells_not_done() -> None:
-    groups = plan.cell_groups("full", 3, registry.names())
+    groups = plan.cell_groups("full", 3, plan.pixel_specs())
     done = set(groups[0][:4])
     assert plan.pending_group(groups, done) == groups[0][4:]
     assert plan.pending_group(groups, set(groups[0])) == groups[1]
@@ -48,7 +47,7 @@ def test_a_later_slot_continues_with_the_cells_not_done() -> None:
 
 
 def test_fit_takes_the_most_updates_that_fit() -> None:
-    cells = plan.cell_groups("full", 3, registry.names())[0]
+    cells = plan.cell_groups("full", 3, plan.pixel_specs())[0]
     chosen = plan.fit(cells, 3000.0, FULL, PROBE, 9, STEPS)
     assert chosen.cells == cells and chosen.updates % FULL.eval_interval == 0
     assert chosen.estimate_s <= 3000.0 * plan.PLAN_SAFETY
@@ -57,7 +56,7 @@ def test_fit_takes_the_most_updates_that_fit() -> None:
 
 
 def test_fit_drops_seeds_when_even_one_evaluation_interval_is_too_long() -> None:
-    cells = plan.cell_groups("full", 3, registry.names())[0]
+    cells = plan.cell_groups("full", 3, plan.pixel_specs())[0]
     one_seed = plan.estimate_seconds(
         [c for c in cells if c.seed == 0], FULL.eval_interval, FULL, PROBE, 9, STEPS
     )
@@ -92,7 +91,7 @@ def test_the_slot_command_runs_end_to_end_on_cpu(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHON=sys.executable, MINARI_DATASETS_PATH=str(tmp_path / "minari"),
                OMP_NUM_THREADS="1")
     command = ["bash", ROOT / "scripts" / "gpu_lease.sh", "--out", out, "--work", tmp_path / "work",
-               "--device", "cpu", "--scale", "smoke", "--seeds", "1", "--budget", "8m",
+               "--device", "cpu", "--scale", "smoke", "--seeds", "1", "--budget", "12m",
                "--reference", reference, "--workers", "2"]
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout[-4000:]
@@ -106,7 +105,7 @@ def test_the_slot_command_runs_end_to_end_on_cpu(tmp_path: Path) -> None:
     ]  # within the 8 files a slot hands back (speed.json needs CUDA)
     assert "checkpoint round trip ok" in (out / "lease.log").read_text()
     planned = {Cell(**cell) for cell in status["plan"]["cells"]}
-    assert planned == set(plan.cell_groups("smoke", 1, registry.names())[0])
+    assert planned == set(plan.cell_groups("smoke", 1, plan.pixel_specs())[0])
     with tarfile.open(out / "results.tar.gz") as archive:
         assert sum(name.endswith("/done") for name in archive.getnames()) == len(planned)
 
@@ -114,7 +113,7 @@ def test_the_slot_command_runs_end_to_end_on_cpu(tmp_path: Path) -> None:
     assert board.is_file() and (reference / "figures").is_dir()
     assert (reference / "slots" / status["slot_id"] / "lease.log").is_file()
     assert plan.done_cells(reference) == planned  # the next slot goes on from here
-    groups = plan.cell_groups("smoke", 1, registry.names())
+    groups = plan.cell_groups("smoke", 1, plan.pixel_specs())
     assert plan.pending_group(groups, plan.done_cells(reference)) == groups[1]
 
 

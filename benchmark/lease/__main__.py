@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark import registry
 from benchmark.lease import plan as slot_plan
 from benchmark.lease.stages import SlotRecord, StageResult, run_command
 from benchmark.overrides import Overrides
@@ -86,7 +85,8 @@ class Slot:
             budget_s=parse_duration(args.budget),
         )
         done = slot_plan.done_cells(args.reference)
-        groups = slot_plan.cell_groups(self.profile.name, args.seeds, registry.names())
+        self.specs = slot_plan.pixel_specs()
+        groups = slot_plan.cell_groups(self.profile.name, args.seeds, self.specs)
         self.pending = slot_plan.pending_group(groups, done)
         self.cell_start_s: float | None = None  # measured by the smoke stage
         self.dataset = next((c.dataset for c in self.pending if c.dataset != "online"), EXPERT)
@@ -131,7 +131,8 @@ class Slot:
     def smoke_args(self) -> list[str]:
         # 16 random steps + 8 updates: the online cell crosses an episode boundary (20 steps)
         # after an evaluation, so it too writes a checkpoint to load back.
-        return ["--profile", "smoke", "--algos", "all", "--datasets", EXPERT,
+        return ["--profile", "smoke", "--algos", ",".join(s.name for s in self.specs),
+                "--datasets", EXPERT,
                 "--set", "updates=8", "--set", "initial_random_steps=16",
                 "--device", self.args.device, "--workers", str(min(self.workers, 5)),
                 "--results", str(self.work / "smoke")]
@@ -141,7 +142,7 @@ class Slot:
         result = self.run("smoke", [[PY, "-m", "benchmark.run", *self.smoke_args()]], deadline)
         if result.status == "ok":  # a cell's start-up cost on this device, for the plan
             lanes = min(self.workers, 5)
-            self.cell_start_s = result.seconds / math.ceil(len(registry.names()) / lanes)
+            self.cell_start_s = result.seconds / math.ceil(len(self.specs) / lanes)
             check = self.run("smoke", [[PY, "-m", "benchmark.lease.smoke", "--", *self.smoke_args()]], deadline)
             result.seconds += check.seconds
             result.commands += check.commands
@@ -150,7 +151,7 @@ class Slot:
 
     def speed(self) -> None:
         deadline = self.deadline("speed")
-        algos = ",".join(sorted({cell.algo for cell in self.pending} or registry.names()))
+        algos = ",".join(sorted({c.algo for c in self.pending} or {s.name for s in self.specs}))
         probe = [PY, "-m", "benchmark.lease.probe", "--algos", algos, "--profile",
                  self.profile.name, "--device", self.args.device, "--out",
                  str(self.out / "probe.json")]
@@ -177,7 +178,7 @@ class Slot:
             return
         available = self.record.left_s() - EXPORT_RESERVE_S
         probe = slot_plan.Probe.read(self.out / "probe.json")
-        configs = {n: Overrides().config_for(registry.get(n), self.profile) for n in registry.names()}
+        configs = {s.name: Overrides().config_for(s, self.profile) for s in self.specs}
         steps = {n: getattr(c, "initial_random_steps", 0) for n, c in configs.items()}
         lanes = min(self.workers, max(1, len(self.pending)))
         reserve = budget_reserve(available)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,23 +85,33 @@ class SlotPlan:
         }
 
 
-def cell_groups(profile: str, seeds: int, algos: Iterable[str]) -> list[tuple[Cell, ...]]:
-    """The grid in the order slots run it; only baselines in ``algos`` (the registry's)."""
-    known = set(algos)
-    seed_range = range(seeds)
+def pixel_specs() -> list:
+    """The registered pixel baselines: a GPU slot runs the pixel track (the state track's
+    reference runs on CPUs)."""
+    from benchmark import registry
+
+    specs = (registry.get(name) for name in registry.names())
+    return [spec for spec in specs if getattr(spec, "obs_kind", "pixels") == "pixels"]
+
+
+def cell_groups(profile: str, seeds: int, specs: Sequence) -> list[tuple[Cell, ...]]:
+    """The grid in the order slots run it, over the baselines ``specs`` (registry entries)."""
+    online = {spec.name for spec in specs if not spec.offline}
+    offline = [spec.name for spec in specs if spec.offline]
+    first = [name for name in ORIGINAL_COMPARISON if name in online | set(offline)]
+    second = [name for name in OTHER_OFFLINE if name in offline]
+    ordered = [*first, *second, *sorted(set(offline) - set(first) - set(second))]
 
     def group(names: Sequence[str], dataset: str) -> tuple[Cell, ...]:
         return tuple(
-            Cell(name, ONLINE if name == "sac-curl-online" else dataset, seed, profile)
+            Cell(name, ONLINE if name in online else dataset, seed, profile)
             for name in names
-            if name in known
-            for seed in seed_range
+            for seed in range(seeds)
         )
 
-    offline = [name for name in (*ORIGINAL_COMPARISON, *OTHER_OFFLINE) if name != "sac-curl-online"]
-    offline += sorted(known - set(offline) - {"sac-curl-online"})  # baselines registered later
-    groups = [group(ORIGINAL_COMPARISON, EXPERT), group(OTHER_OFFLINE, EXPERT)]
-    groups += [group(offline, dataset) for dataset in DATASET_ORDER[1:]]
+    later = [name for name in ordered if name not in online]
+    groups = [group(first, EXPERT), group([n for n in ordered if n not in first], EXPERT)]
+    groups += [group(later, dataset) for dataset in DATASET_ORDER[1:]]
     return [g for g in groups if g]
 
 
