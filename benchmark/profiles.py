@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.precision import AUTO, FP32, check_precision
+
 FULL_EPISODE_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps (repeat 2)
 
 
@@ -32,10 +34,13 @@ class Profile:
     datasets: what ``--datasets default`` selects (recipe ids).
     seeds: how many seeds ``--seeds`` defaults to.
     config_overrides: (field, value) pairs applied to a baseline's config where it has the field;
-        only scale and speed knobs (batch size, random warm-up, replay capacity, bf16 autocast),
-        never algorithm choices (losses, networks, learning rates).
+        only scale and speed knobs (batch size, random warm-up, replay capacity), never
+        algorithm choices (losses, networks, learning rates).
     algo_updates: (baseline, updates) pairs that replace ``updates`` for those baselines, so a
         small budget can go where it shows learning; recorded with every result (``to_json``).
+    precision: ``fp32``, ``bf16`` (autocast, for the baselines that have it) or ``auto`` (bf16
+        only where it measures faster on this machine, decided once per run:
+        :mod:`benchmark.precision`); each cell records the one it trained in.
     """
 
     name: str
@@ -49,6 +54,10 @@ class Profile:
     seeds: int
     config_overrides: tuple[tuple[str, Any], ...] = ()
     algo_updates: tuple[tuple[str, int], ...] = ()
+    precision: str = FP32
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     def updates_for(self, algo: str) -> int:
         """Gradient updates of a cell of baseline ``algo`` (``updates`` unless overridden)."""
@@ -96,7 +105,7 @@ class Profile:
         return (
             f"{updates} over "
             f"{self.eval_episodes} episode(s) of {steps} agent steps, {data}, "
-            f"{self.seeds} seed(s); config overrides: {overrides}"
+            f"{self.seeds} seed(s); precision {self.precision}; config overrides: {overrides}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -151,11 +160,12 @@ PROFILES: dict[str, Profile] = {
             seeds=2,
             config_overrides=(
                 ("batch_size", 256),
-                ("amp", True),  # bf16 autocast: 2.4x on this CPU (BC, SAC-CURL, CQL-CURL)
                 ("initial_random_steps", 100),
                 ("replay_capacity", 10_000),
             ),
             algo_updates=(("bc", 900),),
+            # bf16 autocast: BC 2.4x faster on an AVX512-BF16 CPU, 2.3x slower on one without
+            precision=AUTO,
         ),
         Profile(
             name="full",

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmark import profiles, registry
+from benchmark import precision, profiles, registry
 from benchmark.overrides import OverrideError, Overrides, parse_overrides
+from benchmark.precision import PrecisionChoice
 from benchmark.profiles import Profile
 from benchmark.results import ONLINE, Cell, check_writable
 from benchmark.variant_eval import parse_eval_variants
@@ -341,7 +342,8 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at)
+    choice = decide_precision(plan, args.device, workers)
+    tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at, choice)
     print_plan(plan)
     bar = tqdm(total=len(tasks), desc="cells", unit="cell", position=0)
 
@@ -373,6 +375,20 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     return 0
 
 
+def decide_precision(plan: Plan, device: str, workers: int) -> PrecisionChoice:
+    """The run's precision, once for all its cells (``auto``: measured here, on the threads each
+    worker will have)."""
+    from benchmark.runner import threads_per_worker
+
+    choice = precision.resolve(
+        plan.profile.precision, resolve_device(device), plan.specs, threads_per_worker(workers)
+    )
+    print(
+        f"[run] precision {choice.resolved} ({choice.requested}: {choice.reason})", file=sys.stderr
+    )
+    return choice
+
+
 def make_tasks(
     plan: Plan,
     args: argparse.Namespace,
@@ -380,6 +396,7 @@ def make_tasks(
     dataset_ids: dict[str, str],
     workers: int,
     stop_at: float | None = None,
+    precision: PrecisionChoice | None = None,
 ) -> list:
     import os
 
@@ -399,6 +416,7 @@ def make_tasks(
             overrides=plan.overrides,
             stop_at=stop_at,
             eval_variants=parse_eval_variants(args.eval_variants),
+            precision=precision,
         )
         for cell in plan.cells
     ]

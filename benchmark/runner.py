@@ -31,6 +31,7 @@ from benchmark import registry
 from benchmark.atomic import atomic_write
 from benchmark.diagnostics import MetricsAccumulator, first_non_finite
 from benchmark.overrides import Overrides
+from benchmark.precision import PrecisionChoice, config_precision
 from benchmark.profiles import Profile
 from benchmark.results import (
     ONLINE,
@@ -71,6 +72,8 @@ class CellTask:
     overrides: the command's ``--set`` items, applied to the profile and the config.
     stop_at: wall-clock time (``time.time()``) after which the cell stops at its next exact
         checkpoint (``--time-budget``); None: train to the end.
+    precision: the run's precision, decided once before any cell (``benchmark.precision``);
+        None: the profile's as asked (``auto`` then stays fp32).
     """
 
     cell: Cell
@@ -84,6 +87,12 @@ class CellTask:
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
     eval_variants: tuple[str, ...] = ()  # benchmark.variant_eval labels, after the final eval
+    precision: PrecisionChoice | None = None
+
+    def config(self, spec: registry.BaselineSpec, profile: Profile) -> Any:
+        """This cell's config: the command's items and the run's precision applied."""
+        resolved = self.precision.resolved if self.precision is not None else None
+        return self.overrides.config_for(spec, profile, resolved)
 
 
 @dataclass(frozen=True)
@@ -164,9 +173,7 @@ def _finished_with_other_setup(task: CellTask, paths: CellPaths) -> str | None:
 
     before = json.loads(paths.meta.read_text()).get("setup", {})
     profile = task.overrides.profile_named(task.cell.profile)
-    wanted = _requested_setup(
-        task, task.overrides.config_for(registry.get(task.cell.algo), profile), profile
-    )
+    wanted = _requested_setup(task, task.config(registry.get(task.cell.algo), profile), profile)
     held = {key: before.get(key) for key in wanted}
     if _canonical(held) == _canonical(wanted):
         return None
@@ -303,7 +310,7 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     cell = task.cell
     profile = task.overrides.profile_named(cell.profile)
     spec = registry.get(cell.algo)
-    config = task.overrides.config_for(spec, profile)
+    config = task.config(spec, profile)
     protocol = Protocol(profile.eval_episodes, profile.episode_time_limit_s)
     if spec.offline:
         dataset = minari.load_dataset(task.dataset_id)
@@ -331,6 +338,7 @@ def _requested_setup(task: CellTask, config: Any, profile: Profile) -> dict[str,
         "config": asdict(config),
         "profile": profile.to_json(),
         "overrides": task.overrides.to_json(),  # the --set items behind config and profile
+        "precision": config_precision(config),  # what it trained in: never resumed in another
     }
 
 
@@ -344,6 +352,7 @@ def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, referenc
             "references": asdict(references),
         },
         "device": task.device,
+        "precision": task.precision.to_json() if task.precision is not None else None,
         "torch_threads": task.threads,
         "versions": package_versions(),
         "git": git_commit(),
