@@ -28,8 +28,8 @@ from baselines.sac_curl import SACCURLAgent, SACCURLConfig
 from benchmark.sampler import TransitionBatch
 
 # The original CQL-CURL code (its src/agent/cql.py and scripts/train_cql_curl_offline.py; the
-# values are recorded in NOTES.md, "The original CQL-CURL work") is the source of every default
-# below that differs from SAC-CURL's CURL-paper values.
+# values are recorded in docs/sources.md, "CQL-CURL") is the source of every default below that
+# differs from SAC-CURL's CURL-paper values.
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class CQLCURLConfig(SACCURLConfig):
     curl_lr: float = 1e-3  # original CQL-CURL code (CURL's encoder_lr)
     alpha_lr: float = 1e-4  # original CQL-CURL code (beta1 0.5, as the CURL paper)
     init_temperature: float = 0.1  # original CQL-CURL code
-    min_q_weight: float = 10.0  # original CQL-CURL code (NOTES.md: 1 and 10 both work, 0.1 fails)
+    min_q_weight: float = 10.0  # original CQL-CURL code (there 1 and 10 work, 0.1 fails)
     num_sampled_actions: int = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
     cql_temperature: float = 1.0  # original CQL-CURL code (CQL code ``temp``)
     with_lagrange: bool = False  # original CQL-CURL code: no Lagrange multiplier

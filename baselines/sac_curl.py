@@ -69,7 +69,7 @@ class SACCURLConfig:
     init_temperature: float = 0.1  # CURL paper, Table 3; ref. code agent default 0.01
     critic_tau: float = 0.01  # CURL paper, Table 3 (Q EMA); ref. code agent default 0.005
     encoder_tau: float = 0.05  # CURL paper, Table 3 (encoder EMA); ref. code agent default 0.005
-    actor_update_freq: int = 2  # CURL ref. code argparse (NOTES.md: actor update every 2 steps)
+    actor_update_freq: int = 2  # CURL ref. code (curl_sac.py agent default and argparse)
     critic_target_update_freq: int = 2  # CURL paper, Table 3
     feature_dim: int = 50  # CURL paper, Table 3 (latent dimension)
     hidden_dim: int = 1024  # CURL paper, Table 3 (MLP hidden units); ref. code agent default 256

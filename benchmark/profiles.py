@@ -143,7 +143,7 @@ PROFILES: dict[str, Profile] = {
             # set-up included, with BC visibly learning. Measured on an idle machine, one thread:
             # a BC update at batch 256 takes 1.42 s in fp32 and 0.59 s under bf16 autocast (this
             # CPU has AVX512-BF16); at batch 128, 0.52 s / 0.25 s. BC needs about 256k samples
-            # (NOTES: 1,000 updates at 256 reached 42.8); at batch 128 it swung between
+            # (docs/sources.md: 1,000 updates at 256 reached 42.8); at batch 128 it swung between
             # evaluations (-1.5/2.9/31.1/1.4 and -0.6/25.8/20.8/13.7 at 250/500/750/1,000). So:
             # batch 256, bf16, 900 updates (~9 min a seed, both seeds side by side). A 500-step
             # evaluation episode takes 13 s alone, ~18 s with two workers (software rendering);
