@@ -51,3 +51,55 @@ register(
         summary="DrQ-v2 actor-critic with the TD3+BC actor term (V-D4RL)",
     )
 )
+
+# -- the state track: the same agents on the walker's 24-dimensional proprioceptive state ------
+register(
+    BaselineSpec(
+        name="sac-state-online",
+        config="baselines.sac_curl:SACStateConfig",
+        agent="baselines.sac_curl:SACCURLAgent",
+        offline=False,
+        summary="SAC interacting with the state walker (upper reference of the state track)",
+        obs_kind="state",
+    )
+)
+register(
+    BaselineSpec(
+        name="sac-state-offline",
+        config="baselines.sac_curl:SACStateConfig",
+        agent="baselines.sac_curl:SACCURLAgent",
+        offline=True,
+        summary="the same SAC trained only from a dataset's states",
+        obs_kind="state",
+    )
+)
+register(
+    BaselineSpec(
+        name="cql-state",
+        config="baselines.cql_curl:CQLStateConfig",
+        agent="baselines.cql_curl:CQLCURLAgent",
+        offline=True,
+        summary="SAC with the CQL(H) penalty on states, CORL's sizes (3x256, 10 sampled actions)",
+        obs_kind="state",
+    )
+)
+register(
+    BaselineSpec(
+        name="bc-state",
+        config="baselines.bc:BCStateConfig",
+        agent="baselines.bc:BCAgent",
+        offline=True,
+        summary="behaviour cloning on states: 256-256 MLP, tanh output, MSE (CORL)",
+        obs_kind="state",
+    )
+)
+register(
+    BaselineSpec(
+        name="td3bc-state",
+        config="baselines.drqbc:TD3BCStateConfig",
+        agent="baselines.drqbc:DrQBCAgent",
+        offline=True,
+        summary="TD3+BC on states (Fujimoto and Gu 2021; DrQ+BC's update, TD3's choices)",
+        obs_kind="state",
+    )
+)

@@ -10,6 +10,9 @@ Two policy kinds:
   the acted and the trained action are the same.
 - ``gaussian``: a tanh-squashed Gaussian (SAC's actor), loss = negative log-likelihood of the
   dataset action (clipped to +-(1 - 1e-6) before ``atanh``).
+
+On states (CORL's ``any_percent_bc.py``) the same agent runs on the state observation path:
+identity trunk, no augmentation, a 256-256 MLP with a tanh output and the MSE loss.
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from baselines.common.augment import random_shift
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.encoder import ConvTrunk
+from baselines.common.observation import make_augment, make_trunk, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
 from benchmark.sampler import TransitionBatch
@@ -50,20 +52,30 @@ class BCConfig:
     amp: bool = False
 
 
+@dataclass(frozen=True)
+class BCStateConfig(BCConfig):
+    """BC on states. Defaults: CORL's ``algorithms/offline/any_percent_bc.py`` (256-256 MLP,
+    tanh output, MSE, Adam 3e-4, batch 256); sources in docs/sources.md. Kept equal to the
+    pixel track on purpose: the deterministic policy and its MSE loss, batch and lr."""
+
+    hidden_dim: int = 256  # CORL any_percent_bc.py: 256-256 actor
+
+
 class BCAgent(Checkpointable):
-    """Pixel BC; the Agent protocol of ``baselines.common.training``."""
+    """BC from pixels or states; the Agent protocol of ``baselines.common.training``."""
 
     def __init__(
         self,
         config: BCConfig,
-        obs_shape: tuple[int, int, int],
+        obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
     ) -> None:
         if config.policy not in ("deterministic", "gaussian"):
             raise ValueError(f"policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
         self.config, self.device = config, torch.device(device)
-        self.conv = ConvTrunk(obs_shape, config.num_layers, config.num_filters).to(self.device)
+        self.augment = make_augment(obs_shape, config.aug_pad)
+        self.conv = make_trunk(obs_shape, config.num_layers, config.num_filters).to(self.device)
         self.actor = SquashedGaussianActor(
             self.conv.repr_dim,
             config.feature_dim,
@@ -71,6 +83,7 @@ class BCAgent(Checkpointable):
             action_dim,
             config.log_std_min,
             config.log_std_max,
+            pixels=obs_kind(obs_shape) == "pixels",
         ).to(self.device)
         self.params = [*self.conv.parameters(), *self.actor.parameters()]
         self.opt = adam(self.params, lr=config.lr)
@@ -83,7 +96,7 @@ class BCAgent(Checkpointable):
 
     def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         with self._autocast():
-            mu, log_std = self.actor(self.conv(random_shift(batch.obs, self.config.aug_pad)))
+            mu, log_std = self.actor(self.conv(self.augment(batch.obs)))
         mu, log_std = mu.float(), log_std.float()
         if self.config.policy == "deterministic":
             loss = F.mse_loss(torch.tanh(mu), batch.action)

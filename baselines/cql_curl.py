@@ -57,6 +57,36 @@ class CQLCURLConfig(SACCURLConfig):
     alpha_prime_lr: float = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
 
 
+@dataclass(frozen=True)
+class CQLStateConfig(CQLCURLConfig):
+    """CQL on states: the same penalty and update; defaults are CORL's ``algorithms/offline/
+    cql.py`` (its TrainConfig; the CQL paper's continuous-control settings), sources per field
+    in docs/sources.md ("State track"). At these sizes an update costs ~13 GFLOP (31 Q
+    evaluations per state on two 3x256 Qs): it is compute-bound on a CPU."""
+
+    batch_size: int = 256  # CORL cql.py
+    actor_lr: float = 3e-5  # CORL cql.py policy_lr
+    critic_lr: float = 3e-4  # CORL cql.py qf_lr
+    alpha_lr: float = 3e-5  # CORL cql.py: the temperature's Adam uses policy_lr
+    alpha_beta1: float = 0.9  # CORL cql.py: default Adam betas
+    beta1: float = 0.9  # CORL cql.py: default Adam betas
+    init_temperature: float = 1.0  # CORL cql.py: log_alpha starts at 0
+    critic_tau: float = 5e-3  # CORL cql.py soft_target_update_rate
+    encoder_tau: float = 5e-3  # unused on states (no encoder parameters)
+    actor_update_freq: int = 1  # CORL cql.py: actor and critics step together
+    critic_target_update_freq: int = 1  # CORL cql.py target_update_period
+    hidden_dim: int = 256  # CORL cql.py: 256-unit layers
+    hidden_depth: int = 3  # CORL cql.py q_n_hidden_layers (its actor has 3 hidden layers too)
+    log_std_min: float = -5.0  # VORB's SAC bounds (CORL: clamp(-20, 2) after an offset of -1)
+    log_std_max: float = 2.0  # VORB's SAC bounds (CORL's upper clamp too)
+    min_q_weight: float = 10.0  # CORL cql.py cql_alpha
+    num_sampled_actions: int = 10  # CORL cql.py cql_n_actions (CQL paper: 10)
+    cql_temperature: float = 1.0  # CORL cql.py cql_temp
+    with_lagrange: bool = False  # CORL cql.py cql_lagrange
+    backup_entropy: bool = False  # CORL cql.py backup_entropy
+    alpha_prime_lr: float = 3e-4  # CORL cql.py: alpha' uses qf_lr (used only with_lagrange)
+
+
 class CQLCURLAgent(SACCURLAgent):
     """SAC-CURL with CQL(H) on both critics (and optionally its Lagrange multiplier)."""
 
@@ -65,7 +95,7 @@ class CQLCURLAgent(SACCURLAgent):
     def __init__(
         self,
         config: CQLCURLConfig,
-        obs_shape: tuple[int, int, int],
+        obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
     ) -> None:

@@ -14,6 +14,12 @@ on detached conv features and the *updated* critic, minimises TD3+BC's
 ``a`` is the policy's action with clipped noise (V-D4RL: the same sampled action in both terms);
 then the soft target update of the critic (its trunk and Q heads; the conv is not copied: the
 target uses the online conv, as DrQ-v2).
+
+TD3+BC on states (Fujimoto and Gu 2021) is the same update on the state observation path
+(identity trunk, no augmentation) with TD3's choices, each a config field: a target actor for
+the next action (``target_actor``), constant target noise 0.2 clipped at 0.5, the actor and the
+targets stepped every 2nd update (``actor_update_freq``), and the actor's terms on its
+deterministic action (``actor_noise=False``). Sources per field: docs/sources.md.
 """
 
 from __future__ import annotations
@@ -27,11 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common.augment import random_shift
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.encoder import PixelEncoder, Projection
+from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
-from baselines.common.sac import DoubleQ, mlp, soft_update
+from baselines.common.sac import DoubleQ, head_projection, mlp, soft_update
 from benchmark.sampler import TransitionBatch
 
 
@@ -53,41 +58,77 @@ class DrQBCConfig:
     stddev_steps: int = 250_000  # same schedule; counted here in updates
     stddev_clip: float = 0.3  # V-D4RL cfgs/algo/drqv2.yaml
     bc_alpha: float = 2.5  # V-D4RL cfgs/config.yaml bc_weight (TD3+BC's alpha)
+    actor_update_freq: int = 1  # DrQ-v2: the actor steps at every update
+    target_actor: bool = False  # DrQ-v2: the next action comes from the online actor
+    actor_noise: bool = True  # V-D4RL: the actor's Q and BC terms use the noisy action
+
+
+@dataclass(frozen=True)
+class TD3BCStateConfig(DrQBCConfig):
+    """TD3+BC on states. Defaults: the TD3+BC paper (Fujimoto and Gu 2021) as CORL's
+    ``algorithms/offline/td3_bc.py`` runs it; sources per field in docs/sources.md."""
+
+    batch_size: int = 256  # TD3+BC paper / CORL td3_bc.py
+    lr: float = 3e-4  # TD3+BC paper / CORL td3_bc.py (actor and critic)
+    discount: float = 0.99  # TD3+BC paper / CORL td3_bc.py
+    critic_tau: float = 0.005  # TD3+BC paper / CORL td3_bc.py tau
+    hidden_dim: int = 256  # TD3+BC paper / CORL: 256-256 actor and critics
+    stddev_init: float = 0.2  # TD3 target policy noise 0.2 (CORL policy_noise), constant
+    stddev_final: float = 0.2  # constant: TD3 has no schedule
+    stddev_clip: float = 0.5  # TD3 noise_clip 0.5
+    bc_alpha: float = 2.5  # TD3+BC paper alpha
+    actor_update_freq: int = 2  # TD3 policy_freq 2 (actor and targets)
+    target_actor: bool = True  # TD3: the next action from the target actor
+    actor_noise: bool = False  # TD3+BC: pi(s), no noise, in both actor terms
 
 
 class DeterministicActor(nn.Module):
     """DrQ-v2's actor: trunk (projection) on conv features, MLP, tanh mean."""
 
-    def __init__(self, repr_dim: int, feature_dim: int, hidden_dim: int, action_dim: int) -> None:
+    def __init__(
+        self,
+        repr_dim: int,
+        feature_dim: int,
+        hidden_dim: int,
+        action_dim: int,
+        pixels: bool = True,
+    ) -> None:
         super().__init__()
-        self.projection = Projection(repr_dim, feature_dim)
-        self.policy = mlp(feature_dim, hidden_dim, action_dim)
+        self.projection = head_projection(repr_dim, feature_dim, pixels)
+        self.policy = mlp(feature_dim if pixels else repr_dim, hidden_dim, action_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.policy(self.projection(h)))
 
 
 class DrQBCAgent(Checkpointable):
-    """DrQ-v2 + TD3+BC from pixels; the Agent protocol of ``baselines.common.training``."""
+    """DrQ-v2 + TD3+BC from pixels, or TD3+BC on states; the Agent protocol of
+    ``baselines.common.training``."""
 
     def __init__(
         self,
         config: DrQBCConfig,
-        obs_shape: tuple[int, int, int],
+        obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
     ) -> None:
         cfg = config
         self.config, self.device = config, torch.device(device)
-        self.encoder = PixelEncoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
-        self.critic = DoubleQ(cfg.feature_dim, action_dim, cfg.hidden_dim)
+        pixels = obs_kind(obs_shape) == "pixels"
+        self.augment = make_augment(obs_shape, cfg.aug_pad)
+        self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        self.critic = DoubleQ(self.encoder.feature_dim, action_dim, cfg.hidden_dim)
         self.actor = DeterministicActor(
-            self.encoder.conv.repr_dim, cfg.feature_dim, cfg.hidden_dim, action_dim
+            self.encoder.conv.repr_dim, cfg.feature_dim, cfg.hidden_dim, action_dim, pixels
         )
         for module in (self.encoder, self.critic, self.actor):
             module.to(self.device)
         self.target_projection = copy.deepcopy(self.encoder.projection).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # TD3's target actor (TD3+BC on states); DrQ-v2 bootstraps with the online actor.
+        self.actor_target = (
+            copy.deepcopy(self.actor).requires_grad_(False) if cfg.target_actor else self.actor
+        )
         self.critic_params = [*self.encoder.parameters(), *self.critic.parameters()]
         # DrQ-v2 has encoder and critic optimisers with the same settings: one Adam is the same.
         self.critic_opt = adam(self.critic_params, lr=cfg.lr)
@@ -103,12 +144,13 @@ class DrQBCAgent(Checkpointable):
     def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor | float]:
         cfg = self.config
         std = self.stddev()
-        obs = random_shift(batch.obs, cfg.aug_pad)
-        next_obs = random_shift(batch.next_obs, cfg.aug_pad)
+        update_actor = self.updates % cfg.actor_update_freq == 0
+        obs = self.augment(batch.obs)
+        next_obs = self.augment(batch.next_obs)
         h = self.encoder.conv(obs)
         with torch.no_grad():
             h_next = self.encoder.conv(next_obs)
-            next_action = clipped_noise_action(self.actor(h_next), std, cfg.stddev_clip)
+            next_action = clipped_noise_action(self.actor_target(h_next), std, cfg.stddev_clip)
             target_q = torch.min(*self.critic_target(self.target_projection(h_next), next_action))
             target_q = batch.reward + batch.not_done * cfg.discount * target_q
         q1, q2 = self.critic(self.encoder.projection(h), batch.action)
@@ -117,25 +159,31 @@ class DrQBCAgent(Checkpointable):
         critic_loss.backward()
         self.critic_opt.step()
 
-        h = h.detach()
-        action = clipped_noise_action(self.actor(h), std, cfg.stddev_clip)
+        self.updates += 1
+        metrics = {"critic_loss": critic_loss, "q1": q1.mean()}
+        if update_actor:
+            metrics |= self.actor_step(h.detach(), batch.action, std)
+            soft_update(self.encoder.projection, self.target_projection, cfg.critic_tau)
+            soft_update(self.critic, self.critic_target, cfg.critic_tau)
+            if cfg.target_actor:
+                soft_update(self.actor, self.actor_target, cfg.critic_tau)
+        # On the device: the harness reads metrics once per evaluation, not per update.
+        return {name: value.detach() for name, value in metrics.items()} | {"stddev": std}
+
+    def actor_step(
+        self, h: torch.Tensor, data_action: torch.Tensor, std: float
+    ) -> dict[str, torch.Tensor]:
+        """TD3+BC's actor step on detached features and the updated critic."""
+        cfg = self.config
+        action = self.actor(h)
+        if cfg.actor_noise:
+            action = clipped_noise_action(action, std, cfg.stddev_clip)
         q = torch.min(*self.critic(self.encoder.projection(h), action))
-        actor_loss, bc_loss = td3_bc_actor_loss(q, action, batch.action, cfg.bc_alpha)
+        actor_loss, bc_loss = td3_bc_actor_loss(q, action, data_action, cfg.bc_alpha)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward(inputs=list(self.actor.parameters()))
         self.actor_opt.step()
-
-        soft_update(self.encoder.projection, self.target_projection, cfg.critic_tau)
-        soft_update(self.critic, self.critic_target, cfg.critic_tau)
-        self.updates += 1
-        metrics = {
-            "critic_loss": critic_loss,
-            "actor_loss": actor_loss,
-            "bc_loss": bc_loss,
-            "q1": q1.mean(),
-        }
-        # On the device: the harness reads metrics once per evaluation, not per update.
-        return {name: value.detach() for name, value in metrics.items()} | {"stddev": std}
+        return {"actor_loss": actor_loss, "bc_loss": bc_loss}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
@@ -155,7 +203,7 @@ class DrQBCAgent(Checkpointable):
         return float(q.item())
 
     def _parts(self) -> dict[str, Any]:
-        return {
+        parts = {
             "encoder": self.encoder,
             "critic": self.critic,
             "actor": self.actor,
@@ -165,6 +213,9 @@ class DrQBCAgent(Checkpointable):
             "actor_opt": self.actor_opt,
             "updates": self.updates,
         }
+        if self.config.target_actor:
+            parts["actor_target"] = self.actor_target
+        return parts
 
 
 def clipped_noise_action(mean: torch.Tensor, std: float, clip: float) -> torch.Tensor:

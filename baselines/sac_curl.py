@@ -1,8 +1,12 @@
-"""SAC + CURL (Srinivas, Laskin and Abbeel, 2020), online or offline (the registry decides).
+"""SAC + CURL (Srinivas, Laskin and Abbeel, 2020), online or offline (the registry decides),
+and the same SAC on states (Haarnoja et al. 2018).
 
-One file, top to bottom: the config (defaults = the CURL paper's walker values), the agent, its
-losses and its update. Shared parts (encoder, augmentation, SAC heads, checkpointing) live in
-``baselines/common``.
+One file, top to bottom: the configs (pixels: the CURL paper's walker values; states: the SAC
+paper's and cleanrl's), the agent, its losses and its update. Shared parts (encoder,
+augmentation, SAC heads, checkpointing) live in ``baselines/common``. The observation path is
+built from the observation shape (``baselines/common/observation.py``): on states the trunk is
+the identity, there is no augmentation and no CURL loss; the update below is otherwise the same
+code for both tracks.
 
 The update, and how it differs from the CURL reference code
 -----------------------------------------------------------
@@ -46,9 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common.augment import random_crop
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.encoder import PixelEncoder
+from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
 from benchmark.sampler import TransitionBatch
@@ -82,23 +85,55 @@ class SACCURLConfig:
     initial_random_steps: int = 1_000  # CURL paper, Table 3 (initial steps)
     compile: bool = False  # torch.compile the conv trunks (VORB; measured: see benchmarks/)
     amp: bool = False  # bf16 autocast around the forward passes (VORB; meant for GPUs)
+    hidden_depth: int = 2  # CURL ref. code: 2 hidden layers in actor trunk and Q functions
+    backup_entropy: bool = True  # SAC: the TD target's soft value includes -alpha log pi
+
+
+@dataclass(frozen=True)
+class SACStateConfig(SACCURLConfig):
+    """SAC on states, online or offline. Defaults: the SAC paper (Haarnoja et al. 2018,
+    arXiv:1812.05905, Table 1) and cleanrl's ``sac_continuous_action.py`` where the paper is
+    silent; sources per field in docs/sources.md ("State track"). Pixel-only fields (conv,
+    CURL, augmentation) are unused on states. Kept equal to the pixel track on purpose: the
+    discount (0.99), the twin critics and the target entropy -|A|."""
+
+    batch_size: int = 256  # SAC paper, Table 1 (also CORL's batch)
+    critic_lr: float = 3e-4  # SAC paper, Table 1
+    actor_lr: float = 3e-4  # SAC paper, Table 1
+    alpha_lr: float = 3e-4  # SAC paper, Table 1 (the temperature shares the learning rate)
+    alpha_beta1: float = 0.9  # SAC paper: Adam with default betas everywhere
+    init_temperature: float = 1.0  # cleanrl sac_continuous_action: log_alpha starts at 0
+    critic_tau: float = 0.005  # SAC paper, Table 1
+    encoder_tau: float = 0.005  # unused on states (no encoder parameters)
+    actor_update_freq: int = 1  # SAC paper: one actor step per critic step
+    critic_target_update_freq: int = 1  # SAC paper, Table 1 (target update interval 1)
+    hidden_dim: int = 256  # SAC paper, Table 1
+    log_std_min: float = -5.0  # cleanrl / pytorch_sac (LOG_STD_MIN)
+    log_std_max: float = 2.0  # cleanrl / pytorch_sac (LOG_STD_MAX)
+    replay_capacity: int = 1_000_000  # SAC paper, Table 1
+    initial_random_steps: int = 5_000  # cleanrl learning_starts (online only)
 
 
 class SACCURLAgent(Checkpointable):
-    """SAC with a CURL-trained pixel encoder; the Agent protocol of ``baselines.common.training``."""
+    """SAC with a CURL-trained pixel encoder, or SAC on states; the Agent protocol of
+    ``baselines.common.training``."""
 
     def __init__(
         self,
         config: SACCURLConfig,
-        obs_shape: tuple[int, int, int],
+        obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
     ) -> None:
         self.config, self.action_dim = config, action_dim
         self.device = torch.device(device)
         cfg = config
-        self.encoder = PixelEncoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
-        self.critic = DoubleQ(cfg.feature_dim, action_dim, cfg.hidden_dim)
+        # CURL (its loss, its W, the positive crop) exists on pixels only.
+        self.curl = obs_kind(obs_shape) == "pixels"
+        self.augment = make_augment(obs_shape, cfg.aug_pad)
+        self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        feature_dim = self.encoder.feature_dim
+        self.critic = DoubleQ(feature_dim, action_dim, cfg.hidden_dim, cfg.hidden_depth)
         self.actor = SquashedGaussianActor(
             self.encoder.conv.repr_dim,
             cfg.feature_dim,
@@ -106,12 +141,21 @@ class SACCURLAgent(Checkpointable):
             action_dim,
             cfg.log_std_min,
             cfg.log_std_max,
+            cfg.hidden_depth,
+            pixels=self.curl,
         )
-        # CURL's bilinear similarity W (ref. code: torch.rand init).
-        self.curl_w = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim))
         for module in (self.encoder, self.critic, self.actor):
             module.to(self.device)
-        self.curl_w.data = self.curl_w.data.to(self.device)
+        critic_groups: list[dict[str, Any]] = [
+            {"params": [*self.encoder.parameters(), *self.critic.parameters()]}
+        ]
+        self.critic_params = [*self.encoder.parameters(), *self.critic.parameters()]
+        if self.curl:
+            # CURL's bilinear similarity W (ref. code: torch.rand init).
+            self.curl_w = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim))
+            self.curl_w.data = self.curl_w.data.to(self.device)
+            critic_groups.append({"params": [self.curl_w], "lr": cfg.curl_lr})
+            self.critic_params.append(self.curl_w)
         self.encoder_target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # CURL's actor copies (ties) the critic's conv weights: here it *uses* the critic's conv.
@@ -121,16 +165,8 @@ class SACCURLAgent(Checkpointable):
         )
         self.target_entropy = target_entropy(action_dim)
 
-        self.critic_params = [*self.encoder.parameters(), *self.critic.parameters(), self.curl_w]
         betas = (cfg.beta1, 0.999)
-        self.critic_opt = adam(
-            [
-                {"params": [*self.encoder.parameters(), *self.critic.parameters()]},
-                {"params": [self.curl_w], "lr": cfg.curl_lr},
-            ],
-            lr=cfg.critic_lr,
-            betas=betas,
-        )
+        self.critic_opt = adam(critic_groups, lr=cfg.critic_lr, betas=betas)
         self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
         self.alpha_opt = adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999))
         self.updates = 0
@@ -158,9 +194,10 @@ class SACCURLAgent(Checkpointable):
         update_target = self.updates % cfg.critic_target_update_freq == 0
         self.updates += 1
         size = batch.obs.shape[0]
-        obs = random_crop(batch.obs, cfg.aug_pad)
-        next_obs = random_crop(batch.next_obs, cfg.aug_pad)
-        positive = random_crop(batch.obs, cfg.aug_pad)
+        obs = self.augment(batch.obs)
+        next_obs = self.augment(batch.next_obs)
+        # CURL's positive: an independent crop of obs, encoded with next_obs by the target.
+        positive = self.augment(batch.obs) if self.curl else batch.obs[:0]
         alpha = self.log_alpha.detach().exp()
 
         with self._autocast():
@@ -172,7 +209,7 @@ class SACCURLAgent(Checkpointable):
                 z_next, z_positive = keys[:size], keys[size:]
                 target_q = td_target(
                     *self.critic_target(z_next, next_action),
-                    next_log_pi,
+                    next_log_pi * cfg.backup_entropy,
                     alpha,
                     batch.reward,
                     batch.not_done,
@@ -183,8 +220,7 @@ class SACCURLAgent(Checkpointable):
             q1, q2 = self.critic(z, batch.action)
             critic_loss = F.mse_loss(q1.float(), target_q) + F.mse_loss(q2.float(), target_q)
             penalty, metrics = self.critic_penalty(batch, h, z, q1, q2, next_policy)
-            logits = curl_logits(z, z_positive, self.curl_w)
-            curl_loss = F.cross_entropy(logits.float(), torch.arange(size, device=logits.device))
+            curl_loss = self.curl_loss(z, z_positive)
             if update_actor:
                 pi, log_pi = self.actor.sample(*self.actor(h.detach()))
                 actor_q = torch.min(*self.critic(z.detach(), pi))
@@ -196,7 +232,9 @@ class SACCURLAgent(Checkpointable):
         # Every backward before any step: the actor's graph holds the Q heads' weights.
         self.critic_opt.zero_grad(set_to_none=True)
         (critic_loss + penalty + curl_loss).backward(inputs=self.critic_params)
-        metrics |= {"critic_loss": critic_loss, "curl_loss": curl_loss, "q1": q1.mean()}
+        metrics |= {"critic_loss": critic_loss, "q1": q1.mean()}
+        if self.curl:
+            metrics["curl_loss"] = curl_loss
         if update_actor:
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward(inputs=list(self.actor.parameters()))
@@ -210,6 +248,13 @@ class SACCURLAgent(Checkpointable):
             soft_update(self.critic, self.critic_target, cfg.critic_tau)
             soft_update(self.encoder, self.encoder_target, cfg.encoder_tau)
         return {name: value.detach().float() for name, value in metrics.items()}
+
+    def curl_loss(self, z: torch.Tensor, z_positive: torch.Tensor) -> torch.Tensor:
+        """CURL's InfoNCE loss of the anchors ``z`` against the keys (0 on states: no CURL)."""
+        if not self.curl:
+            return torch.zeros((), device=z.device)
+        logits = curl_logits(z, z_positive, self.curl_w)
+        return F.cross_entropy(logits.float(), torch.arange(len(z), device=logits.device))
 
     def critic_penalty(
         self,
@@ -251,19 +296,21 @@ class SACCURLAgent(Checkpointable):
 
     # -- checkpointing -----------------------------------------------------------------------
     def _parts(self) -> dict[str, Any]:
-        return {
+        parts = {
             "encoder": self.encoder,
             "encoder_target": self.encoder_target,
             "critic": self.critic,
             "critic_target": self.critic_target,
             "actor": self.actor,
-            "curl_w": self.curl_w,
             "log_alpha": self.log_alpha,
             "critic_opt": self.critic_opt,
             "actor_opt": self.actor_opt,
             "alpha_opt": self.alpha_opt,
             "updates": self.updates,
         }
+        if self.curl:
+            parts["curl_w"] = self.curl_w
+        return parts
 
 
 # -- losses (pure functions, tested on hand-built inputs) -------------------------------------

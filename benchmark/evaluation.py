@@ -15,8 +15,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from benchmark.envs import ENV_ID
-from benchmark.sampler import FrameStacker
+from benchmark.envs import ENV_ID, STATE_ENV_ID
+from benchmark.state_replay import StateNormalizer
 
 EVAL_SEED_OFFSET = 10_000  # disjoint from training seeds and from data-collection seeds
 
@@ -30,10 +30,18 @@ class Protocol:
     seed_offset: int = EVAL_SEED_OFFSET
     deterministic: bool = True
     env_id: str = ENV_ID
+    observation: str = "pixels"  # "state": the state walker, states normalised as in training
     # The discount of the true discounted return set against the critic's estimate: the SAC
     # family's 0.99 (CURL paper). 0.99**500 < 0.007, so a 500-step episode's discounted return
     # is within 1% of the infinite-horizon value the critic estimates.
     discount: float = 0.99
+
+    @classmethod
+    def for_kind(cls, obs_kind: str, episodes: int, time_limit_s: float) -> Protocol:
+        """The protocol of an observation kind: the same episodes and seeds; on states the
+        evaluation env is ``vorb/walker-walk-state-v0`` (no rendering)."""
+        env_id = STATE_ENV_ID if obs_kind == "state" else ENV_ID
+        return cls(episodes, time_limit_s, env_id=env_id, observation=obs_kind)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -100,11 +108,21 @@ class EvalResult:
 
 
 def run_episode(
-    agent: Any, env: gym.Env, seed: int, deterministic: bool, discount: float = 0.99
+    agent: Any,
+    env: gym.Env,
+    seed: int,
+    deterministic: bool,
+    discount: float = 0.99,
+    obs_key: str = "pixels",
+    normalizer: StateNormalizer | None = None,
 ) -> EpisodeResult:
-    stacker = FrameStacker()
+    """One episode; the agent sees 3-frame stacks (pixels) or normalised states (state)."""
+    from baselines.common.training import observer
+
+    state_dim = env.observation_space["state"].shape[0]
+    stacker = observer(obs_key, normalizer or StateNormalizer.identity(state_dim))
     observation, _ = env.reset(seed=seed)
-    obs = stacker.reset(observation["pixels"])
+    obs = stacker.reset(observation[obs_key])
     # An agent with a critic offers value(obs); the runner never reaches further inside.
     value = getattr(agent, "value", None)
     q_estimate = float(value(obs)) if value is not None else math.nan
@@ -113,7 +131,7 @@ def run_episode(
     while not done:
         action = agent.act(obs, deterministic=deterministic)
         observation, reward, terminated, truncated, _ = env.step(action)
-        obs = stacker.push(observation["pixels"])
+        obs = stacker.push(observation[obs_key])
         total += float(reward)
         discounted += weight * float(reward)
         weight *= discount
@@ -122,11 +140,24 @@ def run_episode(
 
 
 def evaluate(
-    agent: Any, env: gym.Env, protocol: Protocol, references: ReferenceScores
+    agent: Any,
+    env: gym.Env,
+    protocol: Protocol,
+    references: ReferenceScores,
+    normalizer: StateNormalizer | None = None,
 ) -> EvalResult:
-    """Play the protocol's episodes; ``env`` must be an evaluation env from ``protocol``."""
+    """Play the protocol's episodes; ``env`` must be an evaluation env from ``protocol``. On
+    states, ``normalizer`` is the training data's (the identity for online agents)."""
     episodes = [
-        run_episode(agent, env, seed, protocol.deterministic, protocol.discount)
+        run_episode(
+            agent,
+            env,
+            seed,
+            protocol.deterministic,
+            protocol.discount,
+            protocol.observation,
+            normalizer,
+        )
         for seed in protocol.seeds
     ]
     returns = tuple(episode.episode_return for episode in episodes)

@@ -20,7 +20,8 @@ FULL_EPISODE_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent step
 class Profile:
     """How large one run of the benchmark is.
 
-    name: ``smoke`` (tests), ``demo`` (the README's 15-minute CPU demonstration) or ``full``.
+    name: ``smoke`` (tests), ``demo`` (the README's 15-minute CPU demonstration), ``full``
+        (the benchmark) or ``state`` (the state track's CPU reference protocol).
     updates: gradient updates per cell (online cells: updates after the initial random steps).
     eval_interval: evaluate every this many updates (and always after the last one); a baseline
         with its own update count (``algo_updates``) is evaluated at the same fractions of its run.
@@ -70,8 +71,8 @@ class Profile:
 
     @property
     def is_demonstration(self) -> bool:
-        """Every profile but ``full`` is too small for its numbers to mean anything."""
-        return self.name != "full"
+        """``smoke`` and ``demo`` are too small for their numbers to mean anything."""
+        return self.name in ("smoke", "demo")
 
     def dataset_id(self, recipe_id: str) -> str:
         """Where this profile's copy of a recipe's dataset lives (``vorb/...`` -> ``vorb-demo/...``)."""
@@ -174,6 +175,27 @@ PROFILES: dict[str, Profile] = {
             eval_episodes=10,  # the original CQL-CURL, CORL and V-D4RL: 10 episodes
             episode_time_limit_s=FULL_EPISODE_S,
             dataset_transitions=None,
+            dataset_namespace=None,
+            datasets=(
+                RANDOM,
+                "vorb/walker-walk/medium-replay-v0",
+                "vorb/walker-walk/medium-v0",
+                MEDIUM_EXPERT,
+                EXPERT,
+            ),
+            seeds=3,
+        ),
+        Profile(
+            # The state track's reference protocol (results/reference-state/): CORL's
+            # evaluation (every 5,000 updates over 10 episodes, deterministic actions) at
+            # 100,000 updates, a tenth of CORL's 1M, which is what a 2-core CPU computes in a
+            # day for the cheap baselines (measured: see the README's state track section).
+            name="state",
+            updates=100_000,
+            eval_interval=5_000,  # CORL: every 5,000 updates
+            eval_episodes=10,  # CORL: 10 episodes
+            episode_time_limit_s=FULL_EPISODE_S,
+            dataset_transitions=None,  # the recipes' full datasets (state-only builds)
             dataset_namespace=None,
             datasets=(
                 RANDOM,

@@ -21,6 +21,9 @@ class BaselineSpec:
     offline: True when it trains from a dataset; False when it interacts with the environment
         (then it runs once per seed, not once per dataset).
     summary: one line for ``--help``.
+    obs_kind: what the agent observes: ``"pixels"`` (3-frame uint8 stacks, 9x84x84) or
+        ``"state"`` (the walker's 24-dimensional proprioceptive state, float32; offline cells
+        see it normalised by the dataset's mean and std). Every results row records it.
     """
 
     name: str
@@ -28,6 +31,13 @@ class BaselineSpec:
     agent: str
     offline: bool
     summary: str
+    obs_kind: str = "pixels"
+
+    def __post_init__(self) -> None:
+        if self.obs_kind not in OBS_KINDS:
+            raise ValueError(
+                f"baseline {self.name!r}: obs_kind {self.obs_kind!r} is not one of {OBS_KINDS}"
+            )
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -46,6 +56,14 @@ def _load(reference: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+OBS_KINDS = ("pixels", "state")
+# Selection words of --algos besides names: every baseline, or those of one observation kind.
+SELECTIONS = {
+    "all": "every registered baseline, pixels and state",
+    "pixels": "the pixel baselines",
+    "state": "the state baselines",
+}
+
 _REGISTRY: dict[str, BaselineSpec] = {}
 
 
@@ -53,8 +71,10 @@ def register(spec: BaselineSpec) -> BaselineSpec:
     """Add a baseline; a name registered twice is an error, never a silent override."""
     if spec.name in _REGISTRY:
         raise ValueError(f"baseline {spec.name!r} is already registered")
-    if spec.name == "all":
-        raise ValueError("'all' is reserved: it expands to every registered baseline")
+    if spec.name in SELECTIONS:
+        raise ValueError(
+            f"{spec.name!r} is reserved: --algos {spec.name} selects {SELECTIONS[spec.name]}"
+        )
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -73,14 +93,19 @@ def get(name: str) -> BaselineSpec:
 
 
 def resolve(selection: str) -> list[BaselineSpec]:
-    """``"all"`` or a comma-separated list of names -> specs (unknown names raise, listing valid)."""
+    """``"all"``, ``"pixels"``, ``"state"`` or a comma-separated list of names -> specs
+    (unknown names raise, listing the valid ones)."""
     _ensure_builtins()
-    if selection.strip() == "all":
+    word = selection.strip()
+    if word == "all":
         return list(_REGISTRY.values())
+    if word in OBS_KINDS:
+        return [spec for spec in _REGISTRY.values() if spec.obs_kind == word]
     chosen = [part.strip() for part in selection.split(",") if part.strip()]
     if not chosen:
         raise ValueError(
-            f"no baseline named in {selection!r}; valid names: all, {', '.join(_REGISTRY)}"
+            f"no baseline named in {selection!r}; valid: {', '.join(SELECTIONS)}, "
+            f"{', '.join(_REGISTRY)}"
         )
     return [get(name) for name in chosen]
 

@@ -52,12 +52,18 @@ COLUMNS: dict[str, str] = {
     "seconds": "float64",
     "q_estimate": "float64",
     "discounted_return": "float64",
+    "observation": "string",
 }
 # The cell's key columns, first in every per-cell table (evaluations and training metrics).
 KEY_COLUMNS = ("algo", "dataset", "seed", "profile", "update")
 METRICS_KEY_DTYPES = {key: COLUMNS[key] for key in KEY_COLUMNS}
-# Columns added after results were first written: older tables read with them as NaN.
-OPTIONAL_COLUMNS = ("q_estimate", "discounted_return")
+# Columns added after results were first written: older tables read with these defaults
+# (results before the state track were all on pixels).
+OPTIONAL_COLUMNS = {
+    "q_estimate": float("nan"),
+    "discounted_return": float("nan"),
+    "observation": "pixels",
+}
 PACKAGES = ("torch", "numpy", "gymnasium", "minari", "dm_control", "mujoco", "pandas", "ray")
 
 
@@ -84,6 +90,7 @@ class EvalRow:
     seconds: float
     q_estimate: float = float("nan")
     discounted_return: float = float("nan")
+    observation: str = "pixels"  # the baseline's obs_kind: "pixels" or "state"
 
 
 assert [f.name for f in fields(EvalRow)] == list(COLUMNS)  # one schema, two spellings
@@ -210,13 +217,14 @@ def read_table(path: str | Path, dtypes: dict[str, str] | None = None) -> pd.Dat
 
 
 def read_evals(path: str | Path) -> pd.DataFrame:
-    """A cell's evals.csv; tables written before the Q columns existed get them as NaN."""
+    """A cell's evals.csv; tables written before a column existed get its default
+    (:data:`OPTIONAL_COLUMNS`)."""
     path = Path(path)
     required = {k: v for k, v in COLUMNS.items() if k not in OPTIONAL_COLUMNS}
     frame = read_table(path, required)
-    for column in OPTIONAL_COLUMNS:
+    for column, default in OPTIONAL_COLUMNS.items():
         if column not in frame.columns:
-            frame[column] = float("nan")
+            frame[column] = default
     return frame[list(COLUMNS)].astype(COLUMNS)
 
 

@@ -198,30 +198,64 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 
 # -- datasets ------------------------------------------------------------------------------------
-def prepare_datasets(plan: Plan, workers: int) -> dict[str, str]:
-    """Recipe id -> the Minari id the cells load: built on the fly for small profiles, checked
-    (with how to build or download it) for ``full``."""
-    from benchmark.datasets import build_dataset, load_or_explain
+def prepare_datasets(plan: Plan, workers: int) -> dict[tuple[str, str], str]:
+    """(recipe id, observation kind) -> the Minari id the cells load.
+
+    Pixel cells load the profile's copy of the recipe: built on the fly for small profiles,
+    checked (with how to build or download it) for ``full``. State cells load the state-only
+    build of the same episodes (``vorb-state/...``: no frames, minutes to build, digest-checked
+    against the recipe at full size), built here whenever it is missing.
+    """
+    from benchmark.datasets import load_or_explain
 
     profile, resolved = plan.profile, {}
+    kinds = sorted({spec.obs_kind for spec in plan.specs if spec.offline})
     for recipe_id in plan.datasets:
-        target = profile.dataset_id(recipe_id)
-        if profile.dataset_transitions is None:
-            load_or_explain(target)
-        else:
-            print(f"[run] dataset {target}: loading or building", file=sys.stderr)
-            build_dataset(
-                recipe_id,
-                transitions=profile.dataset_transitions,
-                time_limit_s=profile.episode_time_limit_s,
-                workers=workers,
-                target_id=target,
-            )
-        resolved[recipe_id] = target
+        for kind in kinds:
+            target = profile.dataset_id(recipe_id)
+            if kind == "state":
+                target = _ensure_state_dataset(recipe_id, target, profile, workers)
+            elif profile.dataset_transitions is None:
+                load_or_explain(target)
+            else:
+                _build_small(recipe_id, target, profile, workers, "pixels")
+            resolved[recipe_id, kind] = target
     return resolved
 
 
-def reference_datasets(plan: Plan, resolved: dict[str, str]) -> tuple[str, ...]:
+def _ensure_state_dataset(recipe_id: str, target: str, profile: Profile, workers: int) -> str:
+    from benchmark.datasets.build import state_dataset_id
+
+    state_target = state_dataset_id(target)
+    if profile.dataset_transitions is None:
+        from benchmark.datasets import build_dataset
+        from benchmark.datasets.store import is_built
+
+        if not is_built(state_target):
+            print(f"[run] dataset {state_target}: building (state only)", file=sys.stderr)
+            build_dataset(recipe_id, workers=workers, observation="state")
+        return state_target
+    _build_small(recipe_id, state_target, profile, workers, "state")
+    return state_target
+
+
+def _build_small(
+    recipe_id: str, target: str, profile: Profile, workers: int, observation: str
+) -> None:
+    from benchmark.datasets import build_dataset
+
+    print(f"[run] dataset {target}: loading or building", file=sys.stderr)
+    build_dataset(
+        recipe_id,
+        transitions=profile.dataset_transitions,
+        time_limit_s=profile.episode_time_limit_s,
+        workers=workers,
+        target_id=target,
+        observation=observation,
+    )
+
+
+def reference_datasets(plan: Plan, resolved: dict[tuple[str, str], str]) -> tuple[str, ...]:
     """Datasets whose reference scores online cells use: this run's, else this profile's built
     ones (an online-only run neither builds nor requires any)."""
     if resolved:
@@ -393,7 +427,7 @@ def make_tasks(
     plan: Plan,
     args: argparse.Namespace,
     root: str,
-    dataset_ids: dict[str, str],
+    dataset_ids: dict[tuple[str, str], str],
     workers: int,
     stop_at: float | None = None,
     precision: PrecisionChoice | None = None,
@@ -410,7 +444,9 @@ def make_tasks(
             root=root,
             device=device,
             threads=threads,
-            dataset_id=None if cell.dataset == ONLINE else dataset_ids[cell.dataset],
+            dataset_id=None
+            if cell.dataset == ONLINE
+            else dataset_ids[cell.dataset, registry.get(cell.algo).obs_kind],
             reference_ids=reference_datasets(plan, dataset_ids),
             minari_root=os.environ.get("MINARI_DATASETS_PATH"),
             overrides=plan.overrides,

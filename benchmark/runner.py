@@ -258,6 +258,7 @@ class _CellRun:
     references: Any
     rows: list[EvalRow]
     seconds: float  # training wall-clock of earlier attempts
+    normalizer: Any = None  # state cells: the StateNormalizer applied to evaluation states
     metrics: MetricsAccumulator = field(default_factory=MetricsAccumulator)
     metric_rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -303,29 +304,37 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     import torch
 
     from baselines.common.training import make_trainer
-    from benchmark.envs import ENV_ID
     from benchmark.evaluation import Protocol, reference_scores
     from benchmark.sampler import FrameReplay
+    from benchmark.state_replay import StateNormalizer, StateReplay
 
     cell = task.cell
     profile = task.overrides.profile_named(cell.profile)
     spec = registry.get(cell.algo)
     config = task.config(spec, profile)
-    protocol = Protocol(profile.eval_episodes, profile.episode_time_limit_s)
+    protocol = Protocol.for_kind(spec.obs_kind, profile.eval_episodes, profile.episode_time_limit_s)
+    normalizer = None
     if spec.offline:
         dataset = minari.load_dataset(task.dataset_id)
-        source: Any = FrameReplay.from_minari(dataset, device=torch.device(task.device))
+        replay = StateReplay if spec.obs_kind == "state" else FrameReplay
+        source: Any = replay.from_minari(dataset, device=torch.device(task.device))
+        normalizer = getattr(source, "normalizer", None)
         references = reference_scores(dataset)
     else:
         candidates = tuple(minari.load_dataset(i) for i in task.reference_ids)
-        source = gym.make(ENV_ID, time_limit_s=profile.episode_time_limit_s)
+        source = gym.make(protocol.env_id, time_limit_s=profile.episode_time_limit_s)
         references = reference_scores(None, candidates)
+    if spec.obs_kind == "state" and normalizer is None:  # online: raw states
+        normalizer = StateNormalizer.identity(source.observation_space["state"].shape[0])
     meta = _meta(task, config, profile, protocol, references)
+    meta["setup"]["observation"] = spec.obs_kind
+    if normalizer is not None:  # applied to every evaluation state: part of the setup
+        meta["setup"]["state_normalizer"] = normalizer.to_json()
     _check_same_setup(paths, meta)
     trainer = make_trainer(spec, config, source, cell.seed, torch.device(task.device))
     # Online replay: checkpoints write only its new frames, as chunk files in replay/.
     trainer.attach_store(paths.folder / "replay")
-    run = _CellRun(task, paths, profile, trainer, protocol, references, [], 0.0)
+    run = _CellRun(task, paths, profile, trainer, protocol, references, [], 0.0, normalizer)
     _resume(run)
     meta["attempt_started"] = time.time()
     write_json(paths.meta, {**meta, "status": "running"})
@@ -487,7 +496,7 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
 
     _record_metrics(run)
     saved = rng_state()
-    result = evaluate(run.trainer.agent, eval_env, run.protocol, run.references)
+    result = evaluate(run.trainer.agent, eval_env, run.protocol, run.references, run.normalizer)
     set_rng_state(saved)
     if not math.isfinite(result.mean):
         raise DivergedError(f"evaluation return is {result.mean} at update {run.trainer.updates}")
@@ -506,6 +515,7 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
             seconds=round(seconds, 3),
             q_estimate=result.q_estimate,
             discounted_return=result.discounted_return,
+            observation=run.protocol.observation,
         )
     )
     write_rows(run.paths.evals, run.rows)

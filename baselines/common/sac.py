@@ -11,15 +11,14 @@ from torch import nn
 from baselines.common.encoder import Projection, orthogonal_init
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    """Two hidden ReLU layers, as CURL's actor trunk and Q functions."""
-    net = nn.Sequential(
-        nn.Linear(in_dim, hidden_dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden_dim, hidden_dim),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden_dim, out_dim),
-    )
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2) -> nn.Sequential:
+    """``depth`` hidden ReLU layers (2: CURL's actor trunk and Q functions; CORL's CQL: 3),
+    orthogonally initialised."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)]
+        in_dim = hidden_dim
+    net = nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
     net.apply(orthogonal_init)
     return net
 
@@ -40,9 +39,18 @@ def squashed_sample(
     return action, log_prob
 
 
+def head_projection(repr_dim: int, feature_dim: int, pixels: bool) -> nn.Module:
+    """A head's own encoder projection: CURL's ``fc -> LayerNorm -> tanh`` on conv features;
+    the identity on states (the state track has no encoder to project)."""
+    return Projection(repr_dim, feature_dim) if pixels else nn.Identity()
+
+
 class SquashedGaussianActor(nn.Module):
     """CURL's actor: its own encoder projection on the (detached) shared conv output, an MLP,
-    a tanh-squashed Gaussian with ``log_std`` squashed into [log_std_min, log_std_max]."""
+    a tanh-squashed Gaussian with ``log_std`` squashed into [log_std_min, log_std_max].
+
+    On states (``pixels=False``) the projection is the identity: the MLP sees the state. Its
+    layers are then named as the behaviour policies' actor (``trunk.0``, ``trunk.2``...)."""
 
     def __init__(
         self,
@@ -52,10 +60,12 @@ class SquashedGaussianActor(nn.Module):
         action_dim: int,
         log_std_min: float = -10.0,
         log_std_max: float = 2.0,
+        depth: int = 2,
+        pixels: bool = True,
     ) -> None:
         super().__init__()
-        self.projection = Projection(repr_dim, feature_dim)
-        self.trunk = mlp(feature_dim, hidden_dim, 2 * action_dim)
+        self.projection = head_projection(repr_dim, feature_dim, pixels)
+        self.trunk = mlp(feature_dim if pixels else repr_dim, hidden_dim, 2 * action_dim, depth)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,10 +93,10 @@ class SquashedGaussianActor(nn.Module):
 class DoubleQ(nn.Module):
     """Two Q heads on (features, action), CURL's ``QFunction`` x 2."""
 
-    def __init__(self, feature_dim: int, action_dim: int, hidden_dim: int) -> None:
+    def __init__(self, feature_dim: int, action_dim: int, hidden_dim: int, depth: int = 2) -> None:
         super().__init__()
-        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1)
-        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1)
+        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
+        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
 
     def forward(self, z: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (..., F), action (..., A) -> Q1, Q2 each (..., 1); leading dims broadcast."""
@@ -100,7 +110,8 @@ class DoubleQ(nn.Module):
 def soft_update(online: nn.Module, target: nn.Module, tau: float) -> None:
     """target <- tau * online + (1 - tau) * target, parameters only (one fused kernel)."""
     target_params = list(target.parameters())
-    torch._foreach_lerp_(target_params, list(online.parameters()), tau)
+    if target_params:  # the state track's identity encoder has none
+        torch._foreach_lerp_(target_params, list(online.parameters()), tau)
 
 
 def target_entropy(action_dim: int) -> float:

@@ -1,8 +1,9 @@
 """The training contract the harness calls for every baseline.
 
 A baseline is an :class:`Agent` (networks, losses, ``update``). The loop around it, one update per
-``step()``, is a :class:`Trainer`: offline trainers sample from a :class:`FrameReplay` filled from a
-dataset; online trainers also act in the environment and append to their own replay. The harness
+``step()``, is a :class:`Trainer`: offline trainers sample from a replay filled from a dataset
+(:class:`FrameReplay` on pixels, :class:`StateReplay` on states); online trainers also act in the
+environment and append to their own replay of the same kind. The harness
 owns seeding, the device, the evaluation schedule and results: it builds a trainer with
 :func:`make_trainer`, calls ``step()`` and evaluates ``trainer.agent`` when it chooses.
 
@@ -23,6 +24,9 @@ import numpy as np
 import torch
 
 from benchmark.sampler import FrameReplay, FrameStacker, TransitionBatch
+from benchmark.state_replay import StateNormalizer, StateObserver, StateReplay
+
+Replay = FrameReplay | StateReplay
 
 
 @runtime_checkable
@@ -34,7 +38,7 @@ class Agent(Protocol):
         ...
 
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """uint8 (C*stack, H, W) observation -> action in [-1, 1]."""
+        """uint8 (C*stack, H, W) frames, or a float32 (D,) normalised state -> action in [-1, 1]."""
         ...
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -75,7 +79,7 @@ class OfflineTrainer:
     def __init__(
         self,
         agent: Agent,
-        replay: FrameReplay,
+        replay: Replay,
         batch_size: int,
         seed: int,
         device: torch.device,
@@ -132,19 +136,18 @@ class OnlineTrainer:
         seed: int,
         device: torch.device,
         action_repeat: int,
+        obs_key: str = "pixels",
     ) -> None:
         self.agent, self.env, self.device = agent, env, device
         self.batch_size, self.initial_random_steps = batch_size, initial_random_steps
-        self.action_repeat, self.seed = action_repeat, seed
-        frame = env.observation_space["pixels"].shape
+        self.action_repeat, self.seed, self.obs_key = action_repeat, seed, obs_key
         self.action_dim = int(np.prod(env.action_space.shape))
         # A ring of the latest replay_capacity transitions, on the agent's device.
-        self.replay = FrameReplay(
-            replay_capacity, (frame[2], frame[0], frame[1]), self.action_dim, device=device
-        )
+        self.replay = online_replay(env, obs_key, replay_capacity, self.action_dim, device)
         self.generator = torch.Generator(device=self.replay.device).manual_seed(seed)
         self.action_rng = np.random.default_rng(seed)
-        self.stacker = FrameStacker()
+        # Online state agents see raw states: there is no dataset to normalise by.
+        self.stacker = observer(obs_key, StateNormalizer.identity(self.replay.obs_shape[0]))
         self.updates = self.agent_steps = self.episodes = 0
         self._obs: np.ndarray | None = None
 
@@ -155,8 +158,8 @@ class OnlineTrainer:
 
     def _reset(self) -> None:
         observation, _ = self.env.reset(seed=(self.seed * 100_003 + self.episodes) % 2**32)
-        self._obs = self.stacker.reset(observation["pixels"])
-        self.replay.start_episode(observation["pixels"])
+        self._obs = self.stacker.reset(observation[self.obs_key])
+        self.replay.start_episode(observation[self.obs_key])
 
     def _act(self) -> np.ndarray:
         if self.agent_steps < self.initial_random_steps:
@@ -169,8 +172,8 @@ class OnlineTrainer:
             self._reset()
         action = self._act()
         observation, reward, terminated, truncated, _ = self.env.step(action)
-        self.replay.add(action, reward, terminated, observation["pixels"])
-        self._obs = self.stacker.push(observation["pixels"])
+        self.replay.add(action, reward, terminated, observation[self.obs_key])
+        self._obs = self.stacker.push(observation[self.obs_key])
         self.agent_steps += 1
         if terminated or truncated:
             self.episodes += 1
@@ -223,29 +226,58 @@ class OnlineTrainer:
         self._obs = None
 
 
+def online_replay(
+    env: gym.Env, obs_key: str, capacity: int, action_dim: int, device: torch.device
+) -> Replay:
+    """An empty ring replay for ``env``'s ``obs_key`` observations (frames or states)."""
+    shape = env.observation_space[obs_key].shape
+    if obs_key == "state":
+        return StateReplay(capacity, shape[0], action_dim, device=device)
+    return FrameReplay(capacity, (shape[2], shape[0], shape[1]), action_dim, device=device)
+
+
+def observer(obs_key: str, normalizer: StateNormalizer) -> FrameStacker | StateObserver:
+    """What turns an episode's observations into the agent's input: a 3-frame stacker on
+    pixels, the state normaliser on states."""
+    return StateObserver(normalizer) if obs_key == "state" else FrameStacker()
+
+
+def agent_obs_shape(env: gym.Env, obs_key: str) -> tuple[int, ...]:
+    """The agent's observation shape for an environment: (9, H, W) stacks or (D,) states."""
+    shape = env.observation_space[obs_key].shape
+    if obs_key == "state":
+        return tuple(shape)
+    height, width, channels = shape
+    return (channels * FrameStacker().frame_stack, height, width)
+
+
 def make_trainer(
     spec: Any,
     config: Any,
-    source: FrameReplay | gym.Env,
+    source: Replay | gym.Env,
     seed: int,
     device: torch.device,
 ) -> OfflineTrainer | OnlineTrainer:
     """Build the agent of ``spec`` with ``config`` and wrap it in the loop its kind needs.
 
-    ``source`` is a :class:`FrameReplay` for offline baselines and a pixel environment for online
-    ones. Global RNGs are seeded here, before the networks are initialised.
+    ``source`` is a replay for offline baselines (a :class:`FrameReplay` on pixels, a
+    :class:`StateReplay` on states) and an environment for online ones. Global RNGs are seeded
+    here, before the networks are initialised.
     """
     seed_everything(seed)
+    expected = StateReplay if spec.obs_kind == "state" else FrameReplay
     if spec.offline:
-        if not isinstance(source, FrameReplay):
-            raise TypeError(f"offline baseline {spec.name!r} needs a FrameReplay, got {source!r}")
+        if not isinstance(source, expected):
+            raise TypeError(
+                f"offline baseline {spec.name!r} needs a {expected.__name__}, got {source!r}"
+            )
         agent = spec.agent_class()(config, source.obs_shape, source.action_dim, device)
         return OfflineTrainer(agent, source, config.batch_size, seed, device)
-    if isinstance(source, FrameReplay):
+    if isinstance(source, FrameReplay | StateReplay):
         raise TypeError(f"online baseline {spec.name!r} needs an environment, got a dataset")
-    height, width, channels = source.observation_space["pixels"].shape
+    obs_key = spec.obs_kind
     action_dim = int(np.prod(source.action_space.shape))
-    agent = spec.agent_class()(config, (channels * 3, height, width), action_dim, device)
+    agent = spec.agent_class()(config, agent_obs_shape(source, obs_key), action_dim, device)
     return OnlineTrainer(
         agent,
         source,
@@ -255,4 +287,5 @@ def make_trainer(
         seed,
         device,
         source.unwrapped.action_repeat,
+        obs_key,
     )

@@ -59,7 +59,7 @@ def _target_free(target: str, force: bool, verb: str) -> bool:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from benchmark.datasets.build import build_dataset, variant_id
+    from benchmark.datasets.build import build_dataset, state_dataset_id, variant_id
 
     time_limit = args.episode_steps * AGENT_STEP_S if args.episode_steps else None
     for dataset_id in _ids(args.dataset_id):
@@ -67,6 +67,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         target = args.target_id or (
             variant_id(dataset_id, args.transitions, time_limit) if resized else dataset_id
         )
+        if args.observation == "state" and not args.target_id:
+            target = state_dataset_id(target)
         if not _target_free(target, args.force, "rebuild"):
             continue
         dataset = build_dataset(
@@ -76,6 +78,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             workers=args.workers,
             target_id=args.target_id,
             progress=not args.quiet,
+            observation=args.observation,
         )
         stats = dataset.storage.metadata.get("vorb_build", {}).get("stats", {})
         print(f"{dataset.id}: {stats}")
@@ -153,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--episode-steps", type=int, default=None, help="shorter episodes")
     build.add_argument("--target-id", default=None, help="id of a resized variant")
     build.add_argument("--force", action="store_true", help="delete and rebuild")
+    build.add_argument(
+        "--observation",
+        choices=("pixels", "state"),
+        default="pixels",
+        help="state: the same episodes without rendering, under vorb-state/... (the state track)",
+    )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(run=cmd_build)
     verify = commands.add_parser("verify", help="check digests and re-rendered frames")

@@ -79,15 +79,35 @@ class BuildPlan:
     transitions: int | None
     time_limit_s: float
     workers: int
+    observation: str = "pixels"  # "state": no rendering, no frames (see state_dataset_id)
 
     @property
     def is_variant(self) -> bool:
-        """A variant (smaller or shorter than the recipe) never writes digests to the recipe."""
+        """A variant (smaller, shorter or state-only) never writes digests to the recipe."""
         return self.target_id != self.recipe.dataset_id
+
+    @property
+    def is_full_state_copy(self) -> bool:
+        """A full-size state-only build: its arrays must match the recipe's digests (all but
+        ``pixels``), which proves it holds the pixel dataset's very trajectories."""
+        return self.target_id == state_dataset_id(self.recipe.dataset_id)
 
     @property
     def episode_steps(self) -> int:
         return math.ceil(round(self.time_limit_s / AGENT_STEP_S, 6))
+
+
+OBSERVATIONS = ("pixels", "state")
+
+
+def state_dataset_id(dataset_id: str) -> str:
+    """Where the state-only build of a dataset lives: its namespace plus ``-state``, e.g.
+    ``vorb/walker-walk/expert-v0`` -> ``vorb-state/walker-walk/expert-v0`` (already a state id:
+    unchanged). The state track trains on these when the pixel dataset is not built."""
+    namespace, _, rest = dataset_id.partition("/")
+    if namespace.endswith("-state"):
+        return dataset_id
+    return f"{namespace}-state/{rest}"
 
 
 def variant_id(dataset_id: str, transitions: int | None, time_limit_s: float | None) -> str:
@@ -105,13 +125,20 @@ def _plan(
     time_limit_s: float | None,
     workers: int | None,
     target_id: str | None,
+    observation: str = "pixels",
 ) -> BuildPlan:
     recipe = get_recipe(dataset_id)
+    if observation not in OBSERVATIONS:
+        raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
     resized = transitions is not None or time_limit_s is not None
     if target_id is None:
         target_id = variant_id(dataset_id, transitions, time_limit_s) if resized else dataset_id
-    elif target_id == dataset_id and resized:
-        raise ValueError(f"a resized build needs its own id, not the recipe's {dataset_id!r}")
+        if observation == "state":
+            target_id = state_dataset_id(target_id)
+    elif target_id == dataset_id and (resized or observation == "state"):
+        raise ValueError(
+            f"a resized or state-only build needs its own id, not the recipe's {dataset_id!r}"
+        )
     if transitions is not None and transitions <= 0:
         raise ValueError(f"transitions must be positive, got {transitions}")
     return BuildPlan(
@@ -120,6 +147,7 @@ def _plan(
         transitions=transitions if transitions is not None else recipe.transitions,
         time_limit_s=time_limit_s if time_limit_s is not None else DEFAULT_TIME_LIMIT_S,
         workers=workers or os.cpu_count() or 1,
+        observation=observation,
     )
 
 
@@ -144,6 +172,7 @@ def _policy_tasks(plan: BuildPlan) -> Iterator[EpisodeTask]:
             kind=recipe.source.kind,
             checkpoint=recipe.source.checkpoint,
             stochastic=recipe.stochastic_actions,
+            pixels=plan.observation == "pixels",
         )
 
 
@@ -170,6 +199,7 @@ def _replay_tasks(plan: BuildPlan) -> Iterator[EpisodeTask]:
             time_limit_s=plan.time_limit_s,
             kind="replay",
             actions=actions[starts[index] : starts[index] + steps],
+            pixels=plan.observation == "pixels",
         )
 
 
@@ -210,11 +240,14 @@ def _concat_sources(plan: BuildPlan, progress: bool) -> list[Any]:
     the real root.
     """
     sources = plan.recipe.source.datasets
-    share = plan.transitions // len(sources) if plan.is_variant and plan.transitions else None
+    full = not plan.is_variant or plan.is_full_state_copy
+    share = plan.transitions // len(sources) if not full and plan.transitions else None
     loaded = []
+    state = plan.observation == "state"
+    resized = plan.is_variant and not plan.is_full_state_copy
     for source_id in sources:
-        target = source_id
-        if plan.is_variant:  # resized parts get ids of their own, next to the target
+        target = state_dataset_id(source_id) if state else source_id
+        if resized:  # resized parts get ids of their own, next to the target
             time_limit = plan.time_limit_s if plan.time_limit_s != DEFAULT_TIME_LIMIT_S else None
             part = variant_id(source_id, share, time_limit).rsplit("/", 1)[-1]
             target = f"{plan.target_id.rsplit('-v', 1)[0]}-part-{part}"
@@ -222,10 +255,11 @@ def _concat_sources(plan: BuildPlan, progress: bool) -> list[Any]:
             build_dataset(
                 source_id,
                 transitions=share,
-                time_limit_s=plan.time_limit_s if plan.is_variant else None,
+                time_limit_s=plan.time_limit_s if resized else None,
                 workers=plan.workers,
                 target_id=None if target == source_id else target,
                 progress=progress,
+                observation=plan.observation,
             )
         loaded.append(load_or_explain(target))
     return loaded
@@ -249,12 +283,20 @@ def _buffer(episode: EpisodeArrays, episode_id: int) -> Any:
     return EpisodeBuffer(
         id=episode_id,
         seed=episode.reset_seed if episode.reset_seed >= 0 else None,
-        observations={"pixels": episode.pixels, "state": episode.state, "physics": episode.physics},
+        observations=observation_arrays(episode),
         actions=episode.actions,
         rewards=episode.rewards.tolist(),
         terminations=episode.terminations.tolist(),
         truncations=episode.truncations.tolist(),
     )
+
+
+def observation_arrays(episode: EpisodeArrays) -> dict[str, np.ndarray]:
+    """The stored observations: state and physics, and the frames unless state-only."""
+    arrays = {"state": episode.state, "physics": episode.physics}
+    if episode.pixels is not None:
+        arrays = {"pixels": episode.pixels, **arrays}
+    return arrays
 
 
 @contextlib.contextmanager
@@ -274,7 +316,9 @@ def _minari_root(path: Path) -> Iterator[None]:
 def _env_spec(plan: BuildPlan) -> Any:
     import gymnasium as gym
 
-    spec = gym.spec(plan.recipe.env_id)
+    from benchmark.envs import STATE_ENV_ID
+
+    spec = gym.spec(STATE_ENV_ID if plan.observation == "state" else plan.recipe.env_id)
     if plan.time_limit_s != DEFAULT_TIME_LIMIT_S:
         spec = dataclasses.replace(spec, kwargs={**spec.kwargs, "time_limit_s": plan.time_limit_s})
     return spec
@@ -398,6 +442,7 @@ def _record(plan: BuildPlan, record: dict, seconds: float, staged: Path) -> dict
         "workers": plan.workers,
         "data_format": DATA_FORMAT,
         "ref_scores_source": ref_source,
+        "observation": plan.observation,
     }
 
 
@@ -436,19 +481,24 @@ def build_dataset(
     workers: int | None = None,
     target_id: str | None = None,
     progress: bool = True,
+    observation: str = "pixels",
 ) -> Any:
     """Build ``dataset_id``'s recipe into a Minari dataset and return it (loaded).
 
     ``transitions`` and ``time_limit_s`` make a smaller variant, stored under ``target_id`` (or a
     derived id such as ``vorb/walker-walk/random-n400-ep20-v0``), never under the recipe's id.
+    ``observation="state"`` builds the same episodes on the state walker without rendering
+    (minutes instead of an hour), under :func:`state_dataset_id`'s id; at full size its digests
+    are checked against the recipe's.
     An already built target is loaded, not rebuilt (delete it, or use the CLI's ``--force``).
     """
     from benchmark.envs import ensure_headless_gl
 
-    plan = _plan(dataset_id, transitions, time_limit_s, workers, target_id)
+    plan = _plan(dataset_id, transitions, time_limit_s, workers, target_id, observation)
     if is_built(plan.target_id):
         return load_or_explain(plan.target_id)
-    ensure_headless_gl()  # choose the GL backend once; spawned workers inherit MUJOCO_GL
+    if observation == "pixels":
+        ensure_headless_gl()  # choose the GL backend once; spawned workers inherit MUJOCO_GL
     start = time.perf_counter()
     episodes = (
         _concat_episodes(_concat_sources(plan, progress))
@@ -462,10 +512,25 @@ def build_dataset(
     ):
         dataset, record = _write(plan, episodes, bar)
         record = _record(plan, record, time.perf_counter() - start, dataset_dir(plan.target_id))
+        if plan.is_full_state_copy:  # inside the staging root: a mismatch publishes nothing
+            check_recipe_digests(plan.recipe, record["digests"])
         dataset.storage.update_metadata({METADATA_KEY: record})
     if not plan.is_variant:
         _record_digests(plan.recipe, record["digests"])
     return load_or_explain(plan.target_id)
+
+
+def check_recipe_digests(recipe: Recipe, digests: dict[str, str]) -> None:
+    """Every digest the build computed must equal the recipe's (a state-only build has all but
+    ``pixels``); a recipe without digests has nothing to check against."""
+    if not recipe.digests:
+        return
+    differ = sorted(k for k, v in digests.items() if recipe.digests.get(k) != v)
+    if differ:
+        raise DatasetError(
+            f"{recipe.dataset_id}: the state-only build's {differ} differ from the digests in "
+            f"{recipe.path}: it does not reproduce the recipe's trajectories"
+        )
 
 
 def _record_digests(recipe: Recipe, digests: dict[str, str]) -> None:

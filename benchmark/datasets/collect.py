@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 # Per-process caches: a worker builds its environment and loads its policy once, not per episode.
-_ENVS: dict[float, Any] = {}
+_ENVS: dict[tuple[float, bool], Any] = {}
 _POLICIES: dict[Path, Any] = {}
 
 
@@ -31,6 +31,7 @@ class EpisodeTask:
     checkpoint: Path | None = None
     stochastic: bool = True
     actions: np.ndarray | None = None  # replay: the actions to replay
+    pixels: bool = True  # False: the state walker, no rendering (a state-only build)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class EpisodeArrays:
 
     index: int
     reset_seed: int
-    pixels: np.ndarray  # (T+1, H, W, 3) uint8
+    pixels: np.ndarray | None  # (T+1, H, W, 3) uint8; None in a state-only build
     state: np.ndarray  # (T+1, 24) float64
     physics: np.ndarray  # (T+1, 18) float64
     actions: np.ndarray  # (T, 6) float32
@@ -57,12 +58,13 @@ def episode_seeds(data_seed: int, index: int) -> tuple[int, tuple[int, ...]]:
     return reset_seed, (data_seed, index, 1)
 
 
-def _env(time_limit_s: float) -> Any:
-    if time_limit_s not in _ENVS:
-        from benchmark.envs import make_walker_pixels
+def _env(time_limit_s: float, pixels: bool) -> Any:
+    if (time_limit_s, pixels) not in _ENVS:
+        from benchmark.envs import make_walker_pixels, make_walker_state
 
-        _ENVS[time_limit_s] = make_walker_pixels(time_limit_s=time_limit_s)
-    return _ENVS[time_limit_s]
+        make = make_walker_pixels if pixels else make_walker_state
+        _ENVS[time_limit_s, pixels] = make(time_limit_s=time_limit_s)
+    return _ENVS[time_limit_s, pixels]
 
 
 def _actor(task: EpisodeTask) -> Any:
@@ -86,8 +88,11 @@ def _actor(task: EpisodeTask) -> Any:
 
 
 def collect_episode(task: EpisodeTask) -> EpisodeArrays:
-    """Run one episode in the pixel walker and return every observation, action and reward."""
-    env, act = _env(task.time_limit_s), _actor(task)
+    """Run one episode in the walker and return every observation, action and reward.
+
+    The behaviour policies act on the state, so a state-only task (no rendering) yields the same
+    actions, states, physics and rewards as a pixel task of the same episode."""
+    env, act = _env(task.time_limit_s, task.pixels), _actor(task)
     rng = np.random.default_rng(np.random.SeedSequence(task.action_seed))
     obs, _ = env.reset(seed=task.reset_seed)
     observations, actions, rewards, terms, truncs = [obs], [], [], [], []
@@ -106,7 +111,7 @@ def collect_episode(task: EpisodeTask) -> EpisodeArrays:
     return EpisodeArrays(
         index=task.index,
         reset_seed=task.reset_seed,
-        pixels=np.stack([o["pixels"] for o in observations]),
+        pixels=np.stack([o["pixels"] for o in observations]) if task.pixels else None,
         state=np.stack([o["state"] for o in observations]),
         physics=np.stack([o["physics"] for o in observations]),
         actions=np.stack(actions).astype(np.float32),

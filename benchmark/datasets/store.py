@@ -62,10 +62,15 @@ class Digester:
     def __init__(self) -> None:
         self._hashes = {key: hashlib.sha256() for key in DIGEST_KEYS}
 
-    def update(self, arrays: Mapping[str, np.ndarray]) -> None:
-        for key, digest in self._hashes.items():
+    def update(self, arrays: Mapping[str, np.ndarray | None]) -> None:
+        """Feed one episode; an array that is absent (``pixels`` of a state-only dataset) is
+        left out of the digests."""
+        for key in list(self._hashes):
+            if arrays.get(key) is None:
+                del self._hashes[key]
+                continue
             data = np.ascontiguousarray(arrays[key], dtype=DIGEST_DTYPES[key])
-            digest.update(data.tobytes())
+            self._hashes[key].update(data.tobytes())
 
     def hexdigests(self) -> dict[str, str]:
         return {key: digest.hexdigest() for key, digest in self._hashes.items()}
@@ -81,7 +86,7 @@ def episode_arrays(episode: Any) -> dict[str, np.ndarray]:
         "truncations": episode.truncations,
         "state": obs["state"],
         "physics": obs["physics"],
-        "pixels": obs["pixels"],
+        "pixels": obs.get("pixels"),  # absent from a state-only dataset
     }
 
 
