@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.precision import AUTO, with_precision
+from benchmark.precision import AUTO, takes_part, with_precision
 from benchmark.profiles import Profile
 
 # Profile fields that name or shape the profile itself rather than its scale.
@@ -51,7 +51,7 @@ class Overrides:
         all build it so; an explicit ``--set amp=...`` wins)."""
         config = profile.apply(spec.default_config())
         precision = precision or (None if profile.precision == AUTO else profile.precision)
-        if precision is not None:
+        if precision is not None and takes_part(spec):
             config = with_precision(config, precision)
         return self.apply_config(config)
 

@@ -119,9 +119,9 @@ def resolve(requested: str, device: str, specs: Sequence[Any], threads: int) -> 
     check_precision(requested)
     if requested != AUTO:
         return PrecisionChoice(requested, requested, "asked for")
-    probed = [spec for spec in specs if supports_autocast(spec.config_class())]
+    probed = [spec for spec in specs if takes_part(spec)]
     if not probed:
-        return PrecisionChoice(AUTO, FP32, "no selected baseline has a bf16 autocast path")
+        return PrecisionChoice(AUTO, FP32, "no selected pixel baseline has a bf16 autocast path")
     blocker = _device_blocker(device)
     if blocker is not None:
         return PrecisionChoice(AUTO, FP32, blocker)
@@ -161,6 +161,14 @@ def probe(spec: Any, device: str, threads: int) -> dict[str, float]:
 
 
 # -- applying it -------------------------------------------------------------------------------
+def takes_part(spec: Any) -> bool:
+    """Pixel baselines with an autocast path follow the run's precision; state baselines (MLPs
+    of a few hundred units, never measured under autocast) train in fp32 unless ``--set amp``."""
+    return getattr(spec, "obs_kind", "pixels") == "pixels" and supports_autocast(
+        spec.config_class()
+    )
+
+
 def supports_autocast(config_class: type) -> bool:
     """A baseline takes part when its config has the ``amp`` switch (bf16 autocast)."""
     return any(f.name == "amp" for f in dataclasses.fields(config_class))

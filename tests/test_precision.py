@@ -100,8 +100,9 @@ def test_auto_with_native_bf16_is_decided_by_a_probe_of_both() -> None:
 def test_a_precision_asked_for_is_not_probed_and_without_autocast_is_fp32() -> None:
     choice = precision.resolve("bf16", "cpu", [registry.get("bc")], 1)
     assert (choice.resolved, choice.reason) == (BF16, "asked for")
-    choice = precision.resolve("auto", "cpu", [registry.get("drqbc")], 1)
-    assert choice.resolved == FP32 and "no selected baseline" in choice.reason
+    state_bc = registry.get("bc-state")  # its config has the switch; state baselines stay fp32
+    choice = precision.resolve("auto", "cpu", [registry.get("drqbc"), state_bc], 1)
+    assert choice.resolved == FP32 and "no selected pixel baseline" in choice.reason
 
 
 def test_an_unknown_precision_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
