@@ -16,6 +16,7 @@ from benchmark import precision, profiles, registry
 from benchmark.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.precision import PrecisionChoice
 from benchmark.profiles import Profile
+from benchmark.progress import SUMMARY_EVERY_S, RunProgress, interactive
 from benchmark.results import ONLINE, Cell, check_writable
 from benchmark.variant_eval import parse_eval_variants
 
@@ -106,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="stop every cell at a checkpoint before this much wall-clock time has passed "
         "(e.g. 25m, 2h, 900 or 900s), then exit with status 75: run the same command again",
+    )
+    parser.add_argument(
+        "--summary-every",
+        default=f"{SUMMARY_EVERY_S:g}s",
+        metavar="DURATION",
+        help="where stderr is not a terminal (a log file, CI), the run writes one line per cell "
+        "event instead of progress bars, and a summary of the cells this often "
+        f"(default {SUMMARY_EVERY_S:g}s)",
     )
     parser.add_argument(
         "--plan",
@@ -233,7 +242,7 @@ def _ensure_state_dataset(recipe_id: str, target: str, profile: Profile, workers
 
         if not is_built(state_target):
             print(f"[run] dataset {state_target}: building (state only)", file=sys.stderr)
-            build_dataset(recipe_id, workers=workers, observation="state")
+            build_dataset(recipe_id, workers=workers, observation="state", progress=interactive())
         return state_target
     _build_small(recipe_id, state_target, profile, workers, "state")
     return state_target
@@ -252,6 +261,7 @@ def _build_small(
         workers=workers,
         target_id=target,
         observation=observation,
+        progress=interactive(),  # a bar on a terminal only
     )
 
 
@@ -337,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # before any cell starts: a bad device or budget is a usage error
         args.device = resolve_device(args.device)
         budget = parse_duration(args.time_budget) if args.time_budget is not None else None
+        args.summary_every_s = parse_duration(args.summary_every)
     except ValueError as error:
         parser.error(str(error))
     if args.plan:
@@ -356,8 +367,6 @@ def print_cost(plan: Plan, args: argparse.Namespace) -> None:
 
 
 def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
-    from tqdm import tqdm
-
     from benchmark import runner
     from benchmark.datasets import DatasetError
     from benchmark.envs import ensure_headless_gl
@@ -379,18 +388,16 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     choice = decide_precision(plan, args.device, workers)
     tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at, choice)
     print_plan(plan)
-    bar = tqdm(total=len(tasks), desc="cells", unit="cell", position=0)
-
-    def on_outcome(outcome: runner.CellOutcome) -> None:
-        bar.update(1)
-        if outcome.status == "failed":
-            bar.write(f"[run] FAILED {outcome.cell.label}: {outcome.error}")
-
+    sys.stdout.flush()  # the plan before the cells' lines, when both go to one file
+    summary_every_s = getattr(args, "summary_every_s", SUMMARY_EVERY_S)
+    progress = RunProgress(len(tasks), bars=interactive(), summary_every_s=summary_every_s)
     if args.launcher == "ray":
-        outcomes = runner.run_ray(tasks, workers, args.ray_address, on_outcome)
+        outcomes = runner.run_ray(
+            tasks, workers, args.ray_address, progress.outcome, on_tick=progress.tick
+        )
     else:
-        outcomes = runner.run_local(tasks, workers, on_outcome)
-    bar.close()
+        outcomes = runner.run_local(tasks, workers, progress.outcome, on_tick=progress.tick)
+    progress.close()
     print(summary_table(outcomes))
     print(f"results: {root}  (report: python -m benchmark.report --results {args.results})")
     bad = [o for o in outcomes if o.status in ("failed", "busy")]
@@ -453,6 +460,8 @@ def make_tasks(
             stop_at=stop_at,
             eval_variants=parse_eval_variants(args.eval_variants),
             precision=precision,
+            progress=interactive(),  # bars on a terminal, plain event lines elsewhere
+            log_lines=not interactive(),
         )
         for cell in plan.cells
     ]

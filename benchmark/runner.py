@@ -33,6 +33,7 @@ from benchmark.diagnostics import MetricsAccumulator, first_non_finite
 from benchmark.overrides import Overrides
 from benchmark.precision import PrecisionChoice, config_precision
 from benchmark.profiles import Profile
+from benchmark.progress import TICK_S
 from benchmark.results import (
     ONLINE,
     Cell,
@@ -84,6 +85,7 @@ class CellTask:
     reference_ids: tuple[str, ...] = ()
     minari_root: str | None = None
     progress: bool = True
+    log_lines: bool = False  # one plain line per cell event (benchmark.progress): not a terminal
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
     eval_variants: tuple[str, ...] = ()  # benchmark.variant_eval labels, after the final eval
@@ -336,6 +338,7 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     trainer.attach_store(paths.folder / "replay")
     run = _CellRun(task, paths, profile, trainer, protocol, references, [], 0.0, normalizer)
     _resume(run)
+    _event(run, f"start at update {trainer.updates} of {run.total_updates}")
     meta["attempt_started"] = time.time()
     write_json(paths.meta, {**meta, "status": "running"})
     return run, meta
@@ -519,6 +522,18 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
         )
     )
     write_rows(run.paths.evals, run.rows)
+    _event(
+        run,
+        f"evaluation at update {run.trainer.updates} of {run.total_updates}: return "
+        f"{result.mean:.1f} ± {result.std:.1f}, normalised {result.normalized_score:.1f}",
+    )
+
+
+def _event(run: _CellRun, text: str) -> None:
+    if run.task.log_lines:
+        from benchmark.progress import cell_event
+
+        cell_event(run.task.cell.label, text)
 
 
 def _checkpoint(run: _CellRun, seconds: float) -> None:
@@ -533,6 +548,7 @@ def _checkpoint(run: _CellRun, seconds: float) -> None:
     }
     atomic_write(run.paths.checkpoint, lambda file: torch.save(state, file))
     run.trainer.checkpoint_saved()  # in place: replay chunks it no longer needs can go
+    _event(run, f"checkpoint at update {run.trainer.updates}")
 
 
 # -- launchers ---------------------------------------------------------------------------------
@@ -545,9 +561,13 @@ def _init_worker(counter: Any, parent_pid: int) -> None:
 
 
 def run_local(
-    tasks: Sequence[CellTask], workers: int, on_outcome: Callable[[CellOutcome], None]
+    tasks: Sequence[CellTask],
+    workers: int,
+    on_outcome: Callable[[CellOutcome], None],
+    on_tick: Callable[[], None] = lambda: None,
 ) -> list[CellOutcome]:
-    """Cells in ``workers`` spawned processes (spawn: MuJoCo's GL context does not survive fork)."""
+    """Cells in ``workers`` spawned processes (spawn: MuJoCo's GL context does not survive fork);
+    ``on_tick`` is called about every ``TICK_S`` while the launcher waits."""
     context = mp.get_context("spawn")
     counter = context.Value("i", 0)
     outcomes: list[CellOutcome] = []
@@ -556,7 +576,8 @@ def run_local(
     ) as pool:
         pending: dict[Future, CellTask] = {pool.submit(run_cell, task): task for task in tasks}
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
+            on_tick()
             for future in finished:
                 task = pending.pop(future)
                 outcomes.append(_outcome_of(future.result, task))
@@ -569,6 +590,7 @@ def run_ray(
     workers: int,
     address: str | None,
     on_outcome: Callable[[CellOutcome], None],
+    on_tick: Callable[[], None] = lambda: None,
 ) -> list[CellOutcome]:
     """The same :func:`run_cell` as Ray tasks, on a local instance or an existing cluster.
 
@@ -589,7 +611,10 @@ def run_ray(
         pending = {remote.remote(replace(task, progress=False)): task for task in tasks}
         outcomes: list[CellOutcome] = []
         while pending:
-            finished, _ = ray.wait(list(pending), num_returns=1)
+            finished, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_S)
+            on_tick()
+            if not finished:
+                continue
             task = pending.pop(finished[0])
             outcomes.append(_outcome_of(lambda ref=finished[0]: ray.get(ref), task))
             on_outcome(outcomes[-1])
