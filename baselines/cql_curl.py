@@ -25,6 +25,7 @@ import torch
 
 from baselines.common.optim import adam
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
+from benchmark.ranges import Count, NonNegative, Positive
 from benchmark.sampler import TransitionBatch
 
 # The original CQL-CURL code (its src/agent/cql.py and scripts/train_cql_curl_offline.py; the
@@ -49,12 +50,12 @@ class CQLCURLConfig(SACCURLConfig):
     curl_lr: float = 1e-3  # original CQL-CURL code (CURL's encoder_lr)
     alpha_lr: float = 1e-4  # original CQL-CURL code (beta1 0.5, as the CURL paper)
     init_temperature: float = 0.1  # original CQL-CURL code
-    min_q_weight: float = 10.0  # original CQL-CURL code (there 1 and 10 work, 0.1 fails)
-    num_sampled_actions: int = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
-    cql_temperature: float = 1.0  # original CQL-CURL code (CQL code ``temp``)
+    min_q_weight: NonNegative = 10.0  # original CQL-CURL code (there 1 and 10 work, 0.1 fails)
+    num_sampled_actions: Count = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
+    cql_temperature: Positive = 1.0  # original CQL-CURL code (CQL code ``temp``)
     with_lagrange: bool = False  # original CQL-CURL code: no Lagrange multiplier
     target_action_gap: float = 10.0  # CQL code ``lagrange_thresh`` (used only with_lagrange)
-    alpha_prime_lr: float = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
+    alpha_prime_lr: Positive = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,13 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from benchmark.ranges import Choice
 
 FP32, BF16, AUTO = "fp32", "bf16", "auto"
 PRECISIONS = (FP32, BF16, AUTO)
+Precision = Annotated[str, Choice(PRECISIONS)]  # the profile's field
 SPEEDUP_NEEDED = 1.25  # BC at the probe batch: 1.9x with native bf16, 0.43x under the ISA cap
 PROBE_BATCH = 64
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")

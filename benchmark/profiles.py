@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from benchmark.precision import AUTO, FP32, check_precision
+from benchmark.precision import AUTO, FP32, Precision
+from benchmark.ranges import Count, Positive, Range
 
 FULL_EPISODE_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps (repeat 2)
 
@@ -45,20 +46,17 @@ class Profile:
     """
 
     name: str
-    updates: int
-    eval_interval: int
-    eval_episodes: int
-    episode_time_limit_s: float
-    dataset_transitions: int | None
+    updates: Count
+    eval_interval: Count
+    eval_episodes: Count
+    episode_time_limit_s: Positive
+    dataset_transitions: Annotated[int | None, Range(low=1)]
     dataset_namespace: str | None
     datasets: tuple[str, ...]
-    seeds: int
+    seeds: Count
     config_overrides: tuple[tuple[str, Any], ...] = ()
     algo_updates: tuple[tuple[str, int], ...] = ()
-    precision: str = FP32
-
-    def __post_init__(self) -> None:
-        check_precision(self.precision)
+    precision: Precision = FP32
 
     def updates_for(self, algo: str) -> int:
         """Gradient updates of a cell of baseline ``algo`` (``updates`` unless overridden)."""

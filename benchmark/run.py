@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmark import precision, profiles, registry
+from benchmark import precision, profiles, ranges, registry
 from benchmark.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.precision import PrecisionChoice
 from benchmark.profiles import Profile
@@ -197,6 +197,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     specs = tuple(registry.resolve(args.algos))
     overrides = parse_overrides(args.overrides, (spec.config_class() for spec in specs))
     profile = overrides.profile_named(args.profile)
+    check_ranges(profile, specs, overrides)
     datasets = parse_datasets(args.datasets, profile)
     seeds = parse_seeds(args.seeds, profile.seeds)
     from benchmark.runner import plan_cells
@@ -204,6 +205,16 @@ def make_plan(args: argparse.Namespace) -> Plan:
     cells = tuple(plan_cells(specs, datasets, seeds, profile))
     offline_datasets = datasets if any(s.offline for s in specs) else ()
     return Plan(profile, specs, offline_datasets, seeds, cells, overrides)
+
+
+def check_ranges(
+    profile: Profile, specs: Sequence[registry.BaselineSpec], overrides: Overrides
+) -> None:
+    """Every value within its declared range (``benchmark.ranges``), before any cell starts;
+    raises :class:`~benchmark.ranges.RangeError` naming the field, the value and the range."""
+    ranges.check(profile, f"profile {profile.name!r}")
+    for spec in specs:
+        ranges.check(overrides.config_for(spec, profile), f"{spec.name}'s config")
 
 
 # -- datasets ------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_an_unknown_precision_is_a_usage_error(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit) as exit_info:
         run.main(["--plan", "--profile", "smoke", "--set", "precision=fp16"])
     assert exit_info.value.code == run.EXIT_USAGE
-    assert "precision 'fp16' is not one of fp32, bf16, auto" in capsys.readouterr().err
+    assert "precision='fp16' (valid: one of fp32, bf16, auto)" in capsys.readouterr().err
 
 
 def test_each_cell_records_its_precision_and_never_resumes_in_another(
