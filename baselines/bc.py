@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from baselines.common.checkpoint import Checkpointable
+from baselines.common.members import as_batch, check_members, first, member_mse
 from baselines.common.observation import make_augment, make_trunk, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
@@ -71,10 +71,14 @@ class BCAgent(Checkpointable):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
+        members: int | None = None,
     ) -> None:
         if config.policy not in ("deterministic", "gaussian"):
             raise ValueError(f"policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
-        self.config, self.device = config, torch.device(device)
+        if members is not None and config.policy != "deterministic":
+            raise ValueError("vectorised BC supports the deterministic policy only")
+        check_members(members, obs_shape)
+        self.config, self.device, self.members = config, torch.device(device), members
         self.augment = make_augment(obs_shape, config.aug_pad)
         self.conv = make_trunk(obs_shape, config.num_layers, config.num_filters).to(self.device)
         self.actor = SquashedGaussianActor(
@@ -85,6 +89,7 @@ class BCAgent(Checkpointable):
             config.log_std_min,
             config.log_std_max,
             pixels=obs_kind(obs_shape) == "pixels",
+            members=members,
         ).to(self.device)
         self.params = [*self.conv.parameters(), *self.actor.parameters()]
         self.opt = adam(self.params, lr=config.lr)
@@ -100,11 +105,11 @@ class BCAgent(Checkpointable):
             mu, log_std = self.actor(self.conv(self.augment(batch.obs)))
         mu, log_std = mu.float(), log_std.float()
         if self.config.policy == "deterministic":
-            loss = F.mse_loss(torch.tanh(mu), batch.action)
+            loss = member_mse(torch.tanh(mu), batch.action, self.members)
         else:
             loss = gaussian_nll(mu, log_std, batch.action)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()  # summed over members: each gets its own gradient
         self.opt.step()
         self.updates += 1
         return {"bc_loss": loss.detach()}  # on the device: read once per evaluation
@@ -112,10 +117,10 @@ class BCAgent(Checkpointable):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         with self._autocast():
-            mu, log_std = self.actor(self.conv(torch.as_tensor(obs, device=self.device)[None]))
+            mu, log_std = self.actor(self.conv(as_batch(obs, self.members, self.device)))
         mu, log_std = mu.float(), log_std.float()
         if deterministic or self.config.policy == "deterministic":
-            return torch.tanh(mu)[0].cpu().numpy()
+            return first(torch.tanh(mu), self.members).cpu().numpy()
         return self.actor.sample(mu, log_std)[0][0].cpu().numpy()
 
     def _parts(self) -> dict[str, Any]:

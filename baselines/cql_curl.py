@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from baselines.common.members import member_mean
 from baselines.common.optim import adam
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
 from benchmark.ranges import Count, NonNegative, Positive
@@ -99,8 +100,11 @@ class CQLCURLAgent(SACCURLAgent):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
+        members: int | None = None,
     ) -> None:
-        super().__init__(config, obs_shape, action_dim, device)
+        if members is not None and config.with_lagrange:
+            raise ValueError("with_lagrange has one alpha' for all members: not vectorised")
+        super().__init__(config, obs_shape, action_dim, device, members)
         self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
         self.alpha_prime_opt = adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
 
@@ -114,17 +118,19 @@ class CQLCURLAgent(SACCURLAgent):
         next_policy: tuple[torch.Tensor, torch.Tensor],
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config
-        size, samples = z.shape[0], cfg.num_sampled_actions
+        samples = cfg.num_sampled_actions
         with torch.no_grad():
-            uniform = torch.empty((size, samples, self.action_dim), device=z.device).uniform_(-1, 1)
+            shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A); members: (M, B, n, A)
+            uniform = torch.empty(shape, device=z.device).uniform_(-1, 1)
             at_s, log_pi_s = self.actor.sample(*self.actor(h.detach()), num_samples=samples)
             at_next, log_pi_next = self.actor.sample(*next_policy, num_samples=samples)
-            actions = torch.cat([uniform, at_s, at_next], dim=1)  # (B, 3n, A)
+            actions = torch.cat([uniform, at_s, at_next], dim=-2)  # (..., B, 3n, A)
             uniform_log_density = torch.full_like(log_pi_s, self.action_dim * math.log(0.5))
-            log_density = torch.cat([uniform_log_density, log_pi_s, log_pi_next], dim=1)
-        sampled_q1, sampled_q2 = self.critic(z[:, None], actions)  # (B, 3n, 1) each
-        gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, cfg.cql_temperature)
-        gap2 = cfg.min_q_weight * cql_gap(sampled_q2, log_density, q2, cfg.cql_temperature)
+            log_density = torch.cat([uniform_log_density, log_pi_s, log_pi_next], dim=-2)
+        sampled_q1, sampled_q2 = self.critic(z.unsqueeze(-2), actions)  # (..., B, 3n, 1) each
+        temperature, members = cfg.cql_temperature, self.members
+        gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, temperature, members)
+        gap2 = cfg.min_q_weight * cql_gap(sampled_q2, log_density, q2, temperature, members)
         metrics = {"cql_gap1": gap1, "cql_gap2": gap2}
         if not cfg.with_lagrange:
             return gap1 + gap2, metrics
@@ -145,11 +151,16 @@ class CQLCURLAgent(SACCURLAgent):
 
 
 def cql_gap(
-    sampled_q: torch.Tensor, log_density: torch.Tensor, data_q: torch.Tensor, temperature: float
+    sampled_q: torch.Tensor,
+    log_density: torch.Tensor,
+    data_q: torch.Tensor,
+    temperature: float,
+    members: int | None = None,
 ) -> torch.Tensor:
     """CQL(H)'s gap, before its weight: T * mean logsumexp((Q(s,a_j) - log mu_j) / T) - mean Q(s,a).
 
-    sampled_q, log_density: (B, N, 1) over the N sampled actions of each state; data_q: (B, 1).
+    sampled_q, log_density: (B, N, 1) over the N sampled actions of each state; data_q: (B, 1)
+    (with members a leading M, and a gap per member, (M,)).
     """
-    soft_max = torch.logsumexp((sampled_q - log_density) / temperature, dim=1)
-    return soft_max.mean() * temperature - data_q.mean()
+    soft_max = torch.logsumexp((sampled_q - log_density) / temperature, dim=-2)
+    return member_mean(soft_max, members) * temperature - member_mean(data_q, members)

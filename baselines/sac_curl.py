@@ -51,6 +51,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.checkpoint import Checkpointable
+from baselines.common.members import (
+    as_batch,
+    check_members,
+    first,
+    member_mean,
+    member_mse,
+    member_scalar,
+    per_member,
+)
 from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
@@ -125,8 +134,10 @@ class SACCURLAgent(Checkpointable):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
+        members: int | None = None,
     ) -> None:
-        self.config, self.action_dim = config, action_dim
+        check_members(members, obs_shape)
+        self.config, self.action_dim, self.members = config, action_dim, members
         self.device = torch.device(device)
         cfg = config
         # CURL (its loss, its W, the positive crop) exists on pixels only.
@@ -134,7 +145,7 @@ class SACCURLAgent(Checkpointable):
         self.augment = make_augment(obs_shape, cfg.aug_pad)
         self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
         feature_dim = self.encoder.feature_dim
-        self.critic = DoubleQ(feature_dim, action_dim, cfg.hidden_dim, cfg.hidden_depth)
+        self.critic = DoubleQ(feature_dim, action_dim, cfg.hidden_dim, cfg.hidden_depth, members)
         self.actor = SquashedGaussianActor(
             self.encoder.conv.repr_dim,
             cfg.feature_dim,
@@ -144,6 +155,7 @@ class SACCURLAgent(Checkpointable):
             cfg.log_std_max,
             cfg.hidden_depth,
             pixels=self.curl,
+            members=members,
         )
         for module in (self.encoder, self.critic, self.actor):
             module.to(self.device)
@@ -161,9 +173,9 @@ class SACCURLAgent(Checkpointable):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # CURL's actor copies (ties) the critic's conv weights: here it *uses* the critic's conv.
         self.actor.projection.load_state_dict(self.encoder.projection.state_dict())
-        self.log_alpha = torch.tensor(
-            float(np.log(cfg.init_temperature)), device=self.device, requires_grad=True
-        )
+        self.log_alpha = member_scalar(
+            np.log(cfg.init_temperature), members, self.device
+        ).requires_grad_()
         self.target_entropy = target_entropy(action_dim)
 
         betas = (cfg.beta1, 0.999)
@@ -187,9 +199,9 @@ class SACCURLAgent(Checkpointable):
     def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         """One fused SAC + CURL update (see the module docstring).
 
-        Metrics are 0-d tensors left on the device: reading them would synchronise the host
-        with the device at every update; the harness averages them and reads them once per
-        evaluation."""
+        Metrics are 0-d tensors ((M,) with members) left on the device: reading them would
+        synchronise the host with the device at every update; the harness averages them and
+        reads them once per evaluation."""
         cfg = self.config
         update_actor = self.updates % cfg.actor_update_freq == 0
         update_target = self.updates % cfg.critic_target_update_freq == 0
@@ -219,31 +231,38 @@ class SACCURLAgent(Checkpointable):
             h = self._conv(obs)
             z = self.encoder.projection(h)
             q1, q2 = self.critic(z, batch.action)
-            critic_loss = F.mse_loss(q1.float(), target_q) + F.mse_loss(q2.float(), target_q)
+            critic_loss = member_mse(q1.float(), target_q, self.members) + member_mse(
+                q2.float(), target_q, self.members
+            )
             penalty, metrics = self.critic_penalty(batch, h, z, q1, q2, next_policy)
             curl_loss = self.curl_loss(z, z_positive)
             if update_actor:
                 pi, log_pi = self.actor.sample(*self.actor(h.detach()))
                 actor_q = torch.min(*self.critic(z.detach(), pi))
-                actor_loss = (alpha * log_pi - actor_q).float().mean()
-                alpha_loss = (
-                    self.log_alpha.exp() * (-log_pi - self.target_entropy).detach()
-                ).mean()
+                actor_loss = member_mean((alpha * log_pi - actor_q).float(), self.members)
+                alpha_loss = member_mean(
+                    self.log_alpha.exp() * (-log_pi - self.target_entropy).detach(), self.members
+                )
 
         # Every backward before any step: the actor's graph holds the Q heads' weights.
         self.critic_opt.zero_grad(set_to_none=True)
-        (critic_loss + penalty + curl_loss).backward(inputs=self.critic_params)
-        metrics |= {"critic_loss": critic_loss, "q1": q1.mean()}
+        # Summed over members: each member's gradient is its own loss's (members.py).
+        (critic_loss + penalty + curl_loss).sum().backward(inputs=self.critic_params)
+        metrics |= {"critic_loss": critic_loss, "q1": member_mean(q1, self.members)}
         if self.curl:
             metrics["curl_loss"] = curl_loss
         if update_actor:
             self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward(inputs=list(self.actor.parameters()))
+            actor_loss.sum().backward(inputs=list(self.actor.parameters()))
             self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward(inputs=[self.log_alpha])
+            alpha_loss.sum().backward(inputs=[self.log_alpha])
             self.actor_opt.step()
             self.alpha_opt.step()
-            metrics |= {"actor_loss": actor_loss, "alpha": alpha, "entropy": -log_pi.mean()}
+            metrics |= {
+                "actor_loss": actor_loss,
+                "alpha": per_member(alpha, self.members),
+                "entropy": member_mean(-log_pi, self.members),
+            }
         self.critic_opt.step()
         if update_target:
             soft_update(self.critic, self.critic_target, cfg.critic_tau)
@@ -276,23 +295,27 @@ class SACCURLAgent(Checkpointable):
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """uint8 (C*stack, H, W) -> action in [-1, 1]; no augmentation (a shift of 0)."""
-        x = torch.as_tensor(obs, device=self.device)[None]
+        """uint8 (C*stack, H, W) frames or a (D,) state -> action in [-1, 1] (no augmentation);
+        with members, (M, D) states -> (M, A) actions."""
+        x = as_batch(obs, self.members, self.device)
         with self._autocast():
             mu, log_std = self.actor(self._conv(x))
             action = torch.tanh(mu) if deterministic else self.actor.sample(mu, log_std)[0]
-        return action[0].float().cpu().numpy()
+        return first(action, self.members).float().cpu().numpy()
 
     @torch.no_grad()
     def value(self, obs: np.ndarray) -> float:
         """The critic's estimate Q(s, pi(s)) for the deterministic action: min of the two heads
         (the value SAC bootstraps with). A soft Q: it includes the entropy bonus the TD target
-        adds (``-alpha log pi`` per future step), which the environment's return does not."""
-        x = torch.as_tensor(obs, device=self.device)[None]
+        adds (``-alpha log pi`` per future step), which the environment's return does not.
+        With members: an (M,) array, one estimate per member."""
+        x = as_batch(obs, self.members, self.device)
         with self._autocast():
             h = self._conv(x)
             action = torch.tanh(self.actor(h)[0])
             q = torch.min(*self.critic(self.encoder.projection(h), action))
+        if self.members is not None:
+            return first(q, self.members)[:, 0].float().cpu().numpy()
         return float(q.float().item())
 
     # -- checkpointing -----------------------------------------------------------------------

@@ -9,16 +9,19 @@ import torch
 from torch import nn
 
 from baselines.common.encoder import Projection, orthogonal_init
+from baselines.common.members import linear
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2, members: int | None = None
+) -> nn.Sequential:
     """``depth`` hidden ReLU layers (2: CURL's actor trunk and Q functions; CORL's CQL: 3),
-    orthogonally initialised."""
+    orthogonally initialised; with ``members``, M independent MLPs (see ``members.py``)."""
     layers: list[nn.Module] = []
     for _ in range(depth):
-        layers += [nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)]
+        layers += [linear(in_dim, hidden_dim, members), nn.ReLU(inplace=True)]
         in_dim = hidden_dim
-    net = nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
+    net = nn.Sequential(*layers, linear(in_dim, out_dim, members))
     net.apply(orthogonal_init)
     return net
 
@@ -62,10 +65,12 @@ class SquashedGaussianActor(nn.Module):
         log_std_max: float = 2.0,
         depth: int = 2,
         pixels: bool = True,
+        members: int | None = None,
     ) -> None:
         super().__init__()
         self.projection = head_projection(repr_dim, feature_dim, pixels)
-        self.trunk = mlp(feature_dim if pixels else repr_dim, hidden_dim, 2 * action_dim, depth)
+        in_dim = feature_dim if pixels else repr_dim
+        self.trunk = mlp(in_dim, hidden_dim, 2 * action_dim, depth, members)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,12 +83,12 @@ class SquashedGaussianActor(nn.Module):
     def sample(
         self, mu: torch.Tensor, log_std: torch.Tensor, num_samples: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterised actions and log-probs: (B, A), (B, 1); or with ``num_samples`` n,
-        (B, n, A), (B, n, 1). Noise comes from torch's global RNG."""
+        """Reparameterised actions and log-probs: (..., A), (..., 1); or with ``num_samples``
+        n, (..., n, A), (..., n, 1). Noise comes from torch's global RNG."""
         if num_samples is not None:
-            mu, log_std = mu[:, None], log_std[:, None]
+            mu, log_std = mu.unsqueeze(-2), log_std.unsqueeze(-2)
             noise = torch.randn(
-                (mu.shape[0], num_samples, mu.shape[-1]), device=mu.device, dtype=mu.dtype
+                (*mu.shape[:-2], num_samples, mu.shape[-1]), device=mu.device, dtype=mu.dtype
             )
         else:
             noise = torch.randn_like(mu)
@@ -93,10 +98,17 @@ class SquashedGaussianActor(nn.Module):
 class DoubleQ(nn.Module):
     """Two Q heads on (features, action), CURL's ``QFunction`` x 2."""
 
-    def __init__(self, feature_dim: int, action_dim: int, hidden_dim: int, depth: int = 2) -> None:
+    def __init__(
+        self,
+        feature_dim: int,
+        action_dim: int,
+        hidden_dim: int,
+        depth: int = 2,
+        members: int | None = None,
+    ) -> None:
         super().__init__()
-        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
-        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
+        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
+        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
 
     def forward(self, z: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (..., F), action (..., A) -> Q1, Q2 each (..., 1); leading dims broadcast."""
