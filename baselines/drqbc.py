@@ -54,9 +54,14 @@ class DrQBCConfig:
     num_layers: Count = 4  # DrQ-v2 encoder: 4 conv layers
     num_filters: Count = 32  # DrQ-v2 encoder: 32 filters
     aug_pad: NonNegativeInt = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
-    stddev_init: NonNegative = 1.0  # V-D4RL offline_dmc.yaml stddev_schedule linear(1.0, 0.1, .)
-    stddev_final: NonNegative = 0.1  # same schedule
-    stddev_steps: Count = 250_000  # same schedule; counted here in updates
+    # V-D4RL's exploration std, cfgs/task/offline_dmc.yaml stddev_schedule linear(1.0, 0.1,
+    # 250000), counts global steps, and its agent updates every 2nd one (cfgs/algo/drqv2.yaml
+    # update_every_steps: 2): std reaches 0.1 after 125,000 updates, here counted in updates.
+    # Its 1.1M steps are ~550k updates; the full profile gives every baseline the same 1M
+    # (one budget for the leaderboard), so DrQ+BC trains ~1.8x V-D4RL's length there.
+    stddev_init: NonNegative = 1.0  # V-D4RL stddev_schedule (above)
+    stddev_final: NonNegative = 0.1  # V-D4RL stddev_schedule (above)
+    stddev_steps: Count = 125_000  # V-D4RL: 250,000 global steps = 125,000 updates (above)
     stddev_clip: NonNegative = 0.3  # V-D4RL cfgs/algo/drqv2.yaml
     bc_alpha: NonNegative = 2.5  # V-D4RL cfgs/config.yaml bc_weight (TD3+BC's alpha)
     actor_update_freq: Count = 1  # DrQ-v2: the actor steps at every update

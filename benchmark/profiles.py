@@ -168,7 +168,9 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="full",
-            updates=1_000_000,  # the original CQL-CURL walker figure and CORL: 1M updates
+            # The original CQL-CURL walker figure and CORL: 1M updates, one budget for every
+            # baseline (V-D4RL's DrQ+BC ran ~550k: docs/sources.md, "BC and DrQ+BC")
+            updates=1_000_000,
             eval_interval=5_000,  # the original CQL-CURL protocol and CORL: every 5,000 updates
             eval_episodes=10,  # the original CQL-CURL, CORL and V-D4RL: 10 episodes
             episode_time_limit_s=FULL_EPISODE_S,
