@@ -65,6 +65,7 @@ from baselines.common.members import (
 from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
+from benchmark.ranges import Beta, Count, Discount, Fraction, NonNegativeInt, Positive
 from benchmark.sampler import TransitionBatch
 
 
@@ -72,31 +73,31 @@ from benchmark.sampler import TransitionBatch
 class SACCURLConfig:
     """SAC + CURL. Defaults: CURL paper (Srinivas et al. 2020), Table 3 and walker settings."""
 
-    batch_size: int = 128  # CURL paper, Table 3 (512 only for cheetah); ref. code argparse: 32
-    discount: float = 0.99  # CURL paper, Table 3
-    critic_lr: float = 1e-3  # CURL paper, Table 3 (2e-4 only for cheetah); also the encoder's
-    actor_lr: float = 1e-3  # CURL paper, Table 3
-    curl_lr: float = 1e-3  # CURL ref. code ``encoder_lr`` (W and, with the critic, the encoder)
-    beta1: float = 0.9  # CURL paper, Table 3: Adam (beta1, beta2) for encoder, actor, Q: (.9, .999)
-    alpha_lr: float = 1e-4  # CURL paper, Table 3; ref. code agent default 1e-3 (argparse 1e-4)
-    alpha_beta1: float = 0.5  # CURL paper, Table 3: Adam betas for alpha (.5, .999)
-    init_temperature: float = 0.1  # CURL paper, Table 3; ref. code agent default 0.01
-    critic_tau: float = 0.01  # CURL paper, Table 3 (Q EMA); ref. code agent default 0.005
-    encoder_tau: float = 0.05  # CURL paper, Table 3 (encoder EMA); ref. code agent default 0.005
-    actor_update_freq: int = 2  # CURL ref. code argparse (NOTES.md: actor update every 2 steps)
-    critic_target_update_freq: int = 2  # CURL paper, Table 3
-    feature_dim: int = 50  # CURL paper, Table 3 (latent dimension)
-    hidden_dim: int = 1024  # CURL paper, Table 3 (MLP hidden units); ref. code agent default 256
-    num_layers: int = 4  # CURL paper, Table 3 (conv layers)
-    num_filters: int = 32  # CURL paper, Table 3
+    batch_size: Count = 128  # CURL paper, Table 3 (512 only for cheetah); ref. code argparse: 32
+    discount: Discount = 0.99  # CURL paper, Table 3
+    critic_lr: Positive = 1e-3  # CURL paper, Table 3 (2e-4 only for cheetah); also the encoder's
+    actor_lr: Positive = 1e-3  # CURL paper, Table 3
+    curl_lr: Positive = 1e-3  # CURL ref. code ``encoder_lr`` (W and, with the critic, the encoder)
+    beta1: Beta = 0.9  # CURL paper, Table 3: Adam (beta1, beta2) for encoder, actor, Q: (.9, .999)
+    alpha_lr: Positive = 1e-4  # CURL paper, Table 3; ref. code agent default 1e-3 (argparse 1e-4)
+    alpha_beta1: Beta = 0.5  # CURL paper, Table 3: Adam betas for alpha (.5, .999)
+    init_temperature: Positive = 0.1  # CURL paper, Table 3; ref. code agent default 0.01
+    critic_tau: Fraction = 0.01  # CURL paper, Table 3 (Q EMA); ref. code agent default 0.005
+    encoder_tau: Fraction = 0.05  # CURL paper, Table 3 (encoder EMA); ref. code agent default 0.005
+    actor_update_freq: Count = 2  # CURL ref. code (curl_sac.py agent default and argparse)
+    critic_target_update_freq: Count = 2  # CURL paper, Table 3
+    feature_dim: Count = 50  # CURL paper, Table 3 (latent dimension)
+    hidden_dim: Count = 1024  # CURL paper, Table 3 (MLP hidden units); ref. code agent default 256
+    num_layers: Count = 4  # CURL paper, Table 3 (conv layers)
+    num_filters: Count = 32  # CURL paper, Table 3
     log_std_min: float = -10.0  # CURL ref. code argparse (actor_log_std_min)
     log_std_max: float = 2.0  # CURL ref. code argparse (actor_log_std_max)
-    aug_pad: int = 4  # DrQ's pad 4: our frames are 84x84 (CURL crops 100->84); see augment.py
-    replay_capacity: int = 100_000  # CURL paper, Table 3
-    initial_random_steps: int = 1_000  # CURL paper, Table 3 (initial steps)
-    compile: bool = False  # torch.compile(fullgraph=True) the update's forward (VORB; measured: benchmarks/)
+    aug_pad: NonNegativeInt = 4  # DrQ's pad 4: 84x84 frames (CURL crops 100->84); augment.py
+    replay_capacity: Count = 100_000  # CURL paper, Table 3
+    initial_random_steps: NonNegativeInt = 1_000  # CURL paper, Table 3 (initial steps)
+    compile: bool = False  # torch.compile(fullgraph=True) the update's forward (VORB; benchmarks/)
     amp: bool = False  # bf16 autocast around the forward passes (VORB; meant for GPUs)
-    hidden_depth: int = 2  # CURL ref. code: 2 hidden layers in actor trunk and Q functions
+    hidden_depth: Count = 2  # CURL ref. code: 2 hidden layers in actor trunk and Q functions
     backup_entropy: bool = True  # SAC: the TD target's soft value includes -alpha log pi
 
 

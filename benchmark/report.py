@@ -182,6 +182,7 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
         f"(population std); IQM with a 95% stratified bootstrap interval (rliable, "
         f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}).",
         f"- Code: commit(s) {', '.join(commits)}; per-run metadata in `runs/<profile>/...`.",
+        _precision_line(meta),
         "- Final Q - return: the critic's estimate Q(s0, pi(s0)) at the start of each final "
         "evaluation episode minus the discounted return (0.99) the episode then obtained, mean "
         "over runs; positive = overestimation, negative = conservatism (SAC-family estimates "
@@ -194,6 +195,24 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
             "fraction (see each reference's source in the runs' metadata)."
         )
     return lines
+
+
+def _precision_line(meta: list[dict]) -> str:
+    """Which baselines trained in bf16 autocast and which in fp32, and how that was chosen."""
+    by_precision: dict[str, set[str]] = {}
+    for m in meta:
+        precision = m.get("setup", {}).get("precision", "unrecorded")
+        by_precision.setdefault(precision, set()).add(m.get("cell", {}).get("algo", "?"))
+    parts = [f"{p}: {', '.join(sorted(algos))}" for p, algos in sorted(by_precision.items())]
+    reasons = sorted(
+        {
+            f"{c['requested']} -> {c['resolved']}, {c['reason']}"
+            for m in meta
+            if (c := m.get("precision"))
+        }
+    )
+    chosen = f" (run precision: {'; '.join(reasons)})" if reasons else ""
+    return f"- Precision (bf16 = bf16 autocast): {'; '.join(parts) or 'unknown'}{chosen}."
 
 
 def _table(frame: pd.DataFrame) -> list[str]:
