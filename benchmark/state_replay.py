@@ -209,7 +209,9 @@ class StateReplay:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         held = len(state["arrays"]["_obs"])
-        self._allocate(max(held, 1))
+        for name in self._FIELDS:  # fresh storage: what this replay held before is replaced
+            setattr(self, name, None)
+        self._allocate(max(held, min(self.capacity, 1024)))
         for name in self._FIELDS:
             getattr(self, name)[:held] = state["arrays"][name].to(self.device)
         self.transitions_added = int(state["transitions_added"])

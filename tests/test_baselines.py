@@ -187,12 +187,18 @@ def test_loss_falls_on_a_fixed_batch(name: str, replay: FrameReplay) -> None:
     torch.manual_seed(0)
     agent = spec.agent_class()(small_config(spec), replay.obs_shape, ACTION_DIM, DEVICE)
     batch = replay.sample(16, torch.Generator().manual_seed(0))
-    # CQL on states starts with a TD error near 0 (small rewards, Q near 0) that its penalty
-    # holds there: what its update minimises visibly is the penalty's gap.
     key = {"bc": "bc_loss"}.get(spec.family, "critic_loss")
     if name == "cql-state":
-        key = "cql_gap1"
-    losses = [agent.update(batch)[key] for _ in range(30)]
+        # CORL's small critic lr and a TD error that starts near 0 (small rewards, Q near 0)
+        # move little in 30 updates: the state CQL's whole critic objective, TD error plus
+        # penalty, at 10x its lr (measured: 131 -> 70-90).
+        agent = spec.agent_class()(
+            small_config(spec, critic_lr=3e-3), replay.obs_shape, ACTION_DIM, DEVICE
+        )
+        objective = lambda m: m["critic_loss"] + m["cql_gap1"] + m["cql_gap2"]  # noqa: E731
+        losses = [objective(agent.update(batch)) for _ in range(30)]
+    else:
+        losses = [agent.update(batch)[key] for _ in range(30)]
     assert np.mean(losses[-5:]) < 0.8 * losses[0], losses
 
 
