@@ -260,7 +260,9 @@ def train_tiny(out: Path, seed: int = 3) -> dict:
     return json.loads((out / "returns.json").read_text())
 
 
-def test_train_behaviour_writes_every_artefact(tmp_path: Path) -> None:
+def test_train_behaviour_writes_every_artefact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     summary = train_tiny(tmp_path / "a")
     assert {"random", "medium", "expert", "medium_replay", "training"} <= summary.keys()
     # The first snapshot (after one episode of 20 random steps) is the first in the band.
@@ -287,6 +289,9 @@ def test_train_behaviour_writes_every_artefact(tmp_path: Path) -> None:
     env.reset(seed=3 * 100_003)
     rewards = [env.step(action)[1] for action in replay["actions"]]
     np.testing.assert_array_equal(np.float32(rewards), replay["rewards"])
+    # Policies already there are kept unless --force.
+    assert datasets_main(["train-behaviour", "--out", str(tmp_path / "a"), *TINY]) == 2
+    assert "--force" in capsys.readouterr().err
     # The same seed again: the same policies, bit for bit.
     train_tiny(tmp_path / "b")
     for name in ("medium.pt", "expert.pt"):

@@ -151,6 +151,7 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
     import json
 
     from benchmark.datasets.train_behaviour import (
+        POLICY_FILES,
         BehaviourTrainer,
         BehaviourTraining,
         behaviour_sac_config,
@@ -170,6 +171,12 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
     plan = BehaviourTraining(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     )
+    written = [args.out / name for name in POLICY_FILES if (args.out / name).exists()]
+    if written and not args.force:
+        raise FileExistsError(
+            f"{args.out} already holds {', '.join(p.name for p in written)} (the datasets' recipes "
+            "are made from the committed ones): choose another --out, or --force to replace them"
+        )
     command = shlex.join(["python", "-m", "benchmark.datasets", *args.argv])
     trainer = BehaviourTrainer(behaviour_sac_config(**changes), plan, args.seed, args.out, command)
     summary = trainer.run()
@@ -194,6 +201,7 @@ def _train_behaviour_parser(commands: argparse._SubParsersAction) -> None:
             )
         else:
             train.add_argument(flag, type=type(field.default), default=field.default)
+    train.add_argument("--force", action="store_true", help="replace policies already in --out")
     train.add_argument(
         "--set",
         action="append",

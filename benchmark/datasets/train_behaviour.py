@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -46,7 +46,11 @@ from benchmark.datasets.policies import (
 )
 from benchmark.envs import STATE_ENV_ID
 
+if TYPE_CHECKING:  # baselines import torch: only when training
+    from baselines.sac_curl import SACStateConfig
+
 BASELINE = "sac-state-online"  # the registered baseline whose agent and loop train the policies
+POLICY_FILES = ("medium.pt", "expert.pt", "medium_replay.npz", "returns.json")  # what a run writes
 
 # Evaluation reset seeds: fixed, far from the training episodes' (``seed * 100_003 + i``).
 # "select" picks checkpoints; "confirm" re-evaluates the saved file on fresh episodes, so the
@@ -57,7 +61,7 @@ CONFIRM_SEEDS = tuple(range(2_000_000, 2_000_000 + EVAL_EPISODES))
 SELECT_NOISE_SEED, CONFIRM_NOISE_SEED = 1, 2
 
 
-def behaviour_sac_config(**overrides: Any) -> Any:
+def behaviour_sac_config(**overrides: Any) -> SACStateConfig:
     """The state SAC config the committed policies were trained with (commit 32709b4's
     ``SACConfig``; sources as its docstrings gave them), with ``overrides`` applied."""
     from baselines.sac_curl import SACStateConfig
@@ -222,7 +226,7 @@ class BehaviourTrainer:
     """The state SAC baseline's online loop, with medium and expert picked along the way."""
 
     def __init__(
-        self, sac: Any, plan: BehaviourTraining, seed: int, out: Path, command: str
+        self, sac: SACStateConfig, plan: BehaviourTraining, seed: int, out: Path, command: str
     ) -> None:
         import torch
 
