@@ -13,6 +13,7 @@ register(
         agent="baselines.sac_curl:SACCURLAgent",
         offline=False,
         summary="SAC + CURL interacting with the pixel walker (upper reference)",
+        family="sac-online",
     )
 )
 register(
@@ -22,6 +23,7 @@ register(
         agent="baselines.sac_curl:SACCURLAgent",
         offline=True,
         summary="the same SAC + CURL agent trained only from a dataset",
+        family="sac-offline",
     )
 )
 register(
@@ -31,6 +33,7 @@ register(
         agent="baselines.cql_curl:CQLCURLAgent",
         offline=True,
         summary="SAC + CURL with the CQL(H) conservative penalty on both critics",
+        family="cql",
     )
 )
 register(
@@ -40,6 +43,7 @@ register(
         agent="baselines.bc:BCAgent",
         offline=True,
         summary="behaviour cloning: pixel encoder + policy, random-shift augmentation",
+        family="bc",
     )
 )
 register(
@@ -49,6 +53,7 @@ register(
         agent="baselines.drqbc:DrQBCAgent",
         offline=True,
         summary="DrQ-v2 actor-critic with the TD3+BC actor term (V-D4RL)",
+        family="td3bc",
     )
 )
 
@@ -60,6 +65,7 @@ register(
         agent="baselines.sac_curl:SACCURLAgent",
         offline=False,
         summary="SAC interacting with the state walker (upper reference of the state track)",
+        family="sac-online",
         obs_kind="state",
     )
 )
@@ -70,6 +76,7 @@ register(
         agent="baselines.sac_curl:SACCURLAgent",
         offline=True,
         summary="the same SAC trained only from a dataset's states",
+        family="sac-offline",
         obs_kind="state",
     )
 )
@@ -80,6 +87,7 @@ register(
         agent="baselines.cql_curl:CQLCURLAgent",
         offline=True,
         summary="SAC with the CQL(H) penalty on states, CORL's sizes (3x256, 10 sampled actions)",
+        family="cql",
         obs_kind="state",
     )
 )
@@ -90,6 +98,7 @@ register(
         agent="baselines.bc:BCAgent",
         offline=True,
         summary="behaviour cloning on states: 256-256 MLP, tanh output, MSE (CORL)",
+        family="bc",
         obs_kind="state",
     )
 )
@@ -100,6 +109,7 @@ register(
         agent="baselines.drqbc:DrQBCAgent",
         offline=True,
         summary="TD3+BC on states (Fujimoto and Gu 2021; DrQ+BC's update, TD3's choices)",
+        family="td3bc",
         obs_kind="state",
     )
 )

@@ -29,6 +29,7 @@ from baselines.common.members import as_batch, check_members, first, member_mse
 from baselines.common.observation import make_augment, make_trunk, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
+from benchmark.ranges import Count, NonNegativeInt, Positive
 from benchmark.sampler import TransitionBatch
 
 
@@ -36,13 +37,13 @@ from benchmark.sampler import TransitionBatch
 class BCConfig:
     """Pixel behaviour cloning. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``) for BC."""
 
-    batch_size: int = 256  # V-D4RL cfgs/config.yaml
-    lr: float = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
-    feature_dim: int = 50  # V-D4RL cfgs/config.yaml
-    hidden_dim: int = 1024  # V-D4RL cfgs/algo/bc.yaml
-    num_layers: int = 4  # DrQ-v2 / CURL encoder: 4 conv layers
-    num_filters: int = 32  # DrQ-v2 / CURL encoder: 32 filters
-    aug_pad: int = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
+    batch_size: Count = 256  # V-D4RL cfgs/config.yaml
+    lr: Positive = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
+    feature_dim: Count = 50  # V-D4RL cfgs/config.yaml
+    hidden_dim: Count = 1024  # V-D4RL cfgs/algo/bc.yaml
+    num_layers: Count = 4  # DrQ-v2 / CURL encoder: 4 conv layers
+    num_filters: Count = 32  # DrQ-v2 / CURL encoder: 32 filters
+    aug_pad: NonNegativeInt = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
     policy: Literal["deterministic", "gaussian"] = "deterministic"  # VORB: MSE or NLL (above)
     log_std_min: float = -10.0  # CURL actor bounds (gaussian policy only)
     log_std_max: float = 2.0  # CURL actor bounds (gaussian policy only)

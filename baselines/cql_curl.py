@@ -10,6 +10,15 @@ A log 0.5), the current policy at s and the current policy at s' (both evaluated
 log-probs): the importance-weighted estimator of CQL's code (``cat_q1`` in ``cql.py``). Sampled
 actions and log-probs are constants for this term; its gradient trains the Q heads and encoder.
 
+``policy_actions`` chooses the policy's actions in that term. ``sampled`` (default) is the CQL
+paper's code, CQL(H): n reparameterised samples of the policy at s and at s', held constant.
+``tanh_mean`` is the original CQL-CURL code (``src/agent/cql.py``): the policy's tanh mean
+repeated n times, with the log-densities of a separate sample, and the penalty's gradient
+reaching the shared conv trunk through the actions at s (the actor sees the conv output ``h``);
+the actions at s' are the tanh mean without gradient here, since s' is encoded once, without
+gradient, for the TD target. Only the penalty's policy actions change (tested); the actor's
+own parameters are stepped by the actor loss alone either way.
+
 With ``with_lagrange`` the weight becomes w * alpha' with alpha' = exp(log alpha') clipped to
 [0, 1e6], trained to hold the penalty (before alpha') at ``target_action_gap`` (CQL's Lagrange
 variant: minimise -alpha' (gap - target), per head averaged).
@@ -19,18 +28,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from baselines.common.members import member_mean
 from baselines.common.optim import adam
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
+from benchmark.ranges import Choice, Count, NonNegative, Positive
 from benchmark.sampler import TransitionBatch
 
+SAMPLED, TANH_MEAN = "sampled", "tanh_mean"
+POLICY_ACTIONS = (SAMPLED, TANH_MEAN)
+
 # The original CQL-CURL code (its src/agent/cql.py and scripts/train_cql_curl_offline.py; the
-# values are recorded in NOTES.md, "The original CQL-CURL work") is the source of every default
-# below that differs from SAC-CURL's CURL-paper values.
+# values are recorded in docs/sources.md, "CQL-CURL") is the source of every default below that
+# differs from SAC-CURL's CURL-paper values.
 
 
 @dataclass(frozen=True)
@@ -50,12 +63,14 @@ class CQLCURLConfig(SACCURLConfig):
     curl_lr: float = 1e-3  # original CQL-CURL code (CURL's encoder_lr)
     alpha_lr: float = 1e-4  # original CQL-CURL code (beta1 0.5, as the CURL paper)
     init_temperature: float = 0.1  # original CQL-CURL code
-    min_q_weight: float = 10.0  # original CQL-CURL code (NOTES.md: 1 and 10 both work, 0.1 fails)
-    num_sampled_actions: int = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
-    cql_temperature: float = 1.0  # original CQL-CURL code (CQL code ``temp``)
+    min_q_weight: NonNegative = 10.0  # original CQL-CURL code (there 1 and 10 work, 0.1 fails)
+    num_sampled_actions: Count = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
+    cql_temperature: Positive = 1.0  # original CQL-CURL code (CQL code ``temp``)
     with_lagrange: bool = False  # original CQL-CURL code: no Lagrange multiplier
     target_action_gap: float = 10.0  # CQL code ``lagrange_thresh`` (used only with_lagrange)
-    alpha_prime_lr: float = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
+    alpha_prime_lr: Positive = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
+    # CQL code's sampled policy actions, or the original CQL-CURL's tanh mean (module docstring)
+    policy_actions: Annotated[str, Choice(POLICY_ACTIONS)] = "sampled"
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,11 @@ class CQLCURLAgent(SACCURLAgent):
         device: torch.device | str,
         members: int | None = None,
     ) -> None:
+        if config.policy_actions not in POLICY_ACTIONS:
+            raise ValueError(
+                f"policy_actions must be one of {', '.join(POLICY_ACTIONS)}, "
+                f"got {config.policy_actions!r}"
+            )
         if members is not None and config.with_lagrange:
             raise ValueError("with_lagrange has one alpha' for all members: not vectorised")
         super().__init__(config, obs_shape, action_dim, device, members)
@@ -117,15 +137,7 @@ class CQLCURLAgent(SACCURLAgent):
         next_policy: tuple[torch.Tensor, torch.Tensor],
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config
-        samples = cfg.num_sampled_actions
-        with torch.no_grad():
-            shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A); members: (M, B, n, A)
-            uniform = torch.empty(shape, device=z.device).uniform_(-1, 1)
-            at_s, log_pi_s = self.actor.sample(*self.actor(h.detach()), num_samples=samples)
-            at_next, log_pi_next = self.actor.sample(*next_policy, num_samples=samples)
-            actions = torch.cat([uniform, at_s, at_next], dim=-2)  # (..., B, 3n, A)
-            uniform_log_density = torch.full_like(log_pi_s, self.action_dim * math.log(0.5))
-            log_density = torch.cat([uniform_log_density, log_pi_s, log_pi_next], dim=-2)
+        actions, log_density = self.cql_actions(h, z, next_policy)
         sampled_q1, sampled_q2 = self.critic(z.unsqueeze(-2), actions)  # (..., B, 3n, 1) each
         temperature, members = cfg.cql_temperature, self.members
         gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, temperature, members)
@@ -141,6 +153,29 @@ class CQLCURLAgent(SACCURLAgent):
         self.alpha_prime_opt.step()
         metrics["alpha_prime"] = alpha_prime.detach()
         return alpha_prime.detach() * (gap1 + gap2 - 2 * cfg.target_action_gap), metrics
+
+    def cql_actions(
+        self, h: torch.Tensor, z: torch.Tensor, next_policy: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The penalty's 3n actions per state, (..., B, 3n, A), and their log-densities,
+        (..., B, 3n, 1): uniform, the policy at s, the policy at s' (``policy_actions``)."""
+        samples, tanh_mean = (
+            self.config.num_sampled_actions,
+            self.config.policy_actions == TANH_MEAN,
+        )
+        with torch.set_grad_enabled(tanh_mean and torch.is_grad_enabled()):
+            policy = self.actor(h if tanh_mean else h.detach())  # with grad into h: the original
+        with torch.no_grad():
+            shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A); members: (M, B, n, A)
+            uniform = torch.empty(shape, device=z.device).uniform_(-1, 1)
+            at_s, log_pi_s = self.actor.sample(*(t.detach() for t in policy), num_samples=samples)
+            at_next, log_pi_next = self.actor.sample(*next_policy, num_samples=samples)
+            uniform_log_density = torch.full_like(log_pi_s, self.action_dim * math.log(0.5))
+            log_density = torch.cat([uniform_log_density, log_pi_s, log_pi_next], dim=-2)
+        if tanh_mean:  # the samples above gave the log-densities only
+            at_s = torch.tanh(policy[0]).unsqueeze(-2).expand_as(at_s)
+            at_next = torch.tanh(next_policy[0]).unsqueeze(-2).expand_as(at_next)
+        return torch.cat([uniform, at_s, at_next], dim=-2), log_density
 
     def _parts(self) -> dict[str, Any]:
         return super()._parts() | {

@@ -37,6 +37,7 @@ from baselines.common.members import as_batch, check_members, first, member_mean
 from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, head_projection, mlp, soft_update
+from benchmark.ranges import Count, Discount, Fraction, NonNegative, NonNegativeInt, Positive
 from benchmark.sampler import TransitionBatch
 
 
@@ -44,21 +45,26 @@ from benchmark.sampler import TransitionBatch
 class DrQBCConfig:
     """DrQ+BC. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``), itself DrQ-v2's."""
 
-    batch_size: int = 256  # V-D4RL cfgs/config.yaml
-    lr: float = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
-    discount: float = 0.99  # V-D4RL cfgs/config.yaml
-    critic_tau: float = 0.01  # V-D4RL cfgs/algo/drqv2.yaml (critic_target_tau)
-    feature_dim: int = 50  # V-D4RL cfgs/config.yaml
-    hidden_dim: int = 1024  # V-D4RL cfgs/algo/drqv2.yaml
-    num_layers: int = 4  # DrQ-v2 encoder: 4 conv layers
-    num_filters: int = 32  # DrQ-v2 encoder: 32 filters
-    aug_pad: int = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
-    stddev_init: float = 1.0  # V-D4RL offline_dmc.yaml: stddev_schedule linear(1.0, 0.1, 250000)
-    stddev_final: float = 0.1  # same schedule
-    stddev_steps: int = 250_000  # same schedule; counted here in updates
-    stddev_clip: float = 0.3  # V-D4RL cfgs/algo/drqv2.yaml
-    bc_alpha: float = 2.5  # V-D4RL cfgs/config.yaml bc_weight (TD3+BC's alpha)
-    actor_update_freq: int = 1  # DrQ-v2: the actor steps at every update
+    batch_size: Count = 256  # V-D4RL cfgs/config.yaml
+    lr: Positive = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
+    discount: Discount = 0.99  # V-D4RL cfgs/config.yaml
+    critic_tau: Fraction = 0.01  # V-D4RL cfgs/algo/drqv2.yaml (critic_target_tau)
+    feature_dim: Count = 50  # V-D4RL cfgs/config.yaml
+    hidden_dim: Count = 1024  # V-D4RL cfgs/algo/drqv2.yaml
+    num_layers: Count = 4  # DrQ-v2 encoder: 4 conv layers
+    num_filters: Count = 32  # DrQ-v2 encoder: 32 filters
+    aug_pad: NonNegativeInt = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
+    # V-D4RL's exploration std, cfgs/task/offline_dmc.yaml stddev_schedule linear(1.0, 0.1,
+    # 250000), counts global steps, and its agent updates every 2nd one (cfgs/algo/drqv2.yaml
+    # update_every_steps: 2): std reaches 0.1 after 125,000 updates, here counted in updates.
+    # Its 1.1M steps are ~550k updates; the full profile gives every baseline the same 1M
+    # (one budget for the leaderboard), so DrQ+BC trains ~1.8x V-D4RL's length there.
+    stddev_init: NonNegative = 1.0  # V-D4RL stddev_schedule (above)
+    stddev_final: NonNegative = 0.1  # V-D4RL stddev_schedule (above)
+    stddev_steps: Count = 125_000  # V-D4RL: 250,000 global steps = 125,000 updates (above)
+    stddev_clip: NonNegative = 0.3  # V-D4RL cfgs/algo/drqv2.yaml
+    bc_alpha: NonNegative = 2.5  # V-D4RL cfgs/config.yaml bc_weight (TD3+BC's alpha)
+    actor_update_freq: Count = 1  # DrQ-v2: the actor steps at every update
     target_actor: bool = False  # DrQ-v2: the next action comes from the online actor
     actor_noise: bool = True  # V-D4RL: the actor's Q and BC terms use the noisy action
 

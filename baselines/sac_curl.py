@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from baselines.common.checkpoint import Checkpointable
 from baselines.common.members import (
@@ -63,6 +65,7 @@ from baselines.common.members import (
 from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
+from benchmark.ranges import Beta, Count, Discount, Fraction, NonNegativeInt, Positive
 from benchmark.sampler import TransitionBatch
 
 
@@ -70,31 +73,31 @@ from benchmark.sampler import TransitionBatch
 class SACCURLConfig:
     """SAC + CURL. Defaults: CURL paper (Srinivas et al. 2020), Table 3 and walker settings."""
 
-    batch_size: int = 128  # CURL paper, Table 3 (512 only for cheetah); ref. code argparse: 32
-    discount: float = 0.99  # CURL paper, Table 3
-    critic_lr: float = 1e-3  # CURL paper, Table 3 (2e-4 only for cheetah); also the encoder's
-    actor_lr: float = 1e-3  # CURL paper, Table 3
-    curl_lr: float = 1e-3  # CURL ref. code ``encoder_lr`` (W and, with the critic, the encoder)
-    beta1: float = 0.9  # CURL paper, Table 3: Adam (beta1, beta2) for encoder, actor, Q: (.9, .999)
-    alpha_lr: float = 1e-4  # CURL paper, Table 3; ref. code agent default 1e-3 (argparse 1e-4)
-    alpha_beta1: float = 0.5  # CURL paper, Table 3: Adam betas for alpha (.5, .999)
-    init_temperature: float = 0.1  # CURL paper, Table 3; ref. code agent default 0.01
-    critic_tau: float = 0.01  # CURL paper, Table 3 (Q EMA); ref. code agent default 0.005
-    encoder_tau: float = 0.05  # CURL paper, Table 3 (encoder EMA); ref. code agent default 0.005
-    actor_update_freq: int = 2  # CURL ref. code argparse (NOTES.md: actor update every 2 steps)
-    critic_target_update_freq: int = 2  # CURL paper, Table 3
-    feature_dim: int = 50  # CURL paper, Table 3 (latent dimension)
-    hidden_dim: int = 1024  # CURL paper, Table 3 (MLP hidden units); ref. code agent default 256
-    num_layers: int = 4  # CURL paper, Table 3 (conv layers)
-    num_filters: int = 32  # CURL paper, Table 3
+    batch_size: Count = 128  # CURL paper, Table 3 (512 only for cheetah); ref. code argparse: 32
+    discount: Discount = 0.99  # CURL paper, Table 3
+    critic_lr: Positive = 1e-3  # CURL paper, Table 3 (2e-4 only for cheetah); also the encoder's
+    actor_lr: Positive = 1e-3  # CURL paper, Table 3
+    curl_lr: Positive = 1e-3  # CURL ref. code ``encoder_lr`` (W and, with the critic, the encoder)
+    beta1: Beta = 0.9  # CURL paper, Table 3: Adam (beta1, beta2) for encoder, actor, Q: (.9, .999)
+    alpha_lr: Positive = 1e-4  # CURL paper, Table 3; ref. code agent default 1e-3 (argparse 1e-4)
+    alpha_beta1: Beta = 0.5  # CURL paper, Table 3: Adam betas for alpha (.5, .999)
+    init_temperature: Positive = 0.1  # CURL paper, Table 3; ref. code agent default 0.01
+    critic_tau: Fraction = 0.01  # CURL paper, Table 3 (Q EMA); ref. code agent default 0.005
+    encoder_tau: Fraction = 0.05  # CURL paper, Table 3 (encoder EMA); ref. code agent default 0.005
+    actor_update_freq: Count = 2  # CURL ref. code (curl_sac.py agent default and argparse)
+    critic_target_update_freq: Count = 2  # CURL paper, Table 3
+    feature_dim: Count = 50  # CURL paper, Table 3 (latent dimension)
+    hidden_dim: Count = 1024  # CURL paper, Table 3 (MLP hidden units); ref. code agent default 256
+    num_layers: Count = 4  # CURL paper, Table 3 (conv layers)
+    num_filters: Count = 32  # CURL paper, Table 3
     log_std_min: float = -10.0  # CURL ref. code argparse (actor_log_std_min)
     log_std_max: float = 2.0  # CURL ref. code argparse (actor_log_std_max)
-    aug_pad: int = 4  # DrQ's pad 4: our frames are 84x84 (CURL crops 100->84); see augment.py
-    replay_capacity: int = 100_000  # CURL paper, Table 3
-    initial_random_steps: int = 1_000  # CURL paper, Table 3 (initial steps)
-    compile: bool = False  # torch.compile the conv trunks (VORB; measured: see benchmarks/)
+    aug_pad: NonNegativeInt = 4  # DrQ's pad 4: 84x84 frames (CURL crops 100->84); augment.py
+    replay_capacity: Count = 100_000  # CURL paper, Table 3
+    initial_random_steps: NonNegativeInt = 1_000  # CURL paper, Table 3 (initial steps)
+    compile: bool = False  # torch.compile(fullgraph=True) the update's forward (VORB; benchmarks/)
     amp: bool = False  # bf16 autocast around the forward passes (VORB; meant for GPUs)
-    hidden_depth: int = 2  # CURL ref. code: 2 hidden layers in actor trunk and Q functions
+    hidden_depth: Count = 2  # CURL ref. code: 2 hidden layers in actor trunk and Q functions
     backup_entropy: bool = True  # SAC: the TD target's soft value includes -alpha log pi
 
 
@@ -182,12 +185,25 @@ class SACCURLAgent(Checkpointable):
         self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr, betas=betas)
         self.alpha_opt = adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta1, 0.999))
         self.updates = 0
+        actor_params = [*self.actor.parameters(), self.log_alpha]
+        self._params = {False: self.critic_params, True: [*self.critic_params, *actor_params]}
+        self._optimisers = {
+            False: (self.critic_opt,),
+            True: (self.critic_opt, self.actor_opt, self.alpha_opt),
+        }
 
         self._conv = self.encoder.conv
         self._target_encoder = self.encoder_target
+        # The update's forward in its two fixed shapes (critic only; critic, actor and alpha):
+        # the every-2nd choice is made by ``update``, outside, so each is branch-free.
+        self._losses = {
+            with_actor: functools.partial(self.losses, with_actor=with_actor)
+            for with_actor in (False, True)
+        }
         if cfg.compile:
-            self._conv = torch.compile(self.encoder.conv)
-            self._target_encoder = torch.compile(self.encoder_target)
+            self._losses = {
+                flag: torch.compile(losses, fullgraph=True) for flag, losses in self._losses.items()
+            }
 
     # -- the Agent protocol ------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -205,13 +221,43 @@ class SACCURLAgent(Checkpointable):
         update_actor = self.updates % cfg.actor_update_freq == 0
         update_target = self.updates % cfg.critic_target_update_freq == 0
         self.updates += 1
-        size = batch.obs.shape[0]
         obs = self.augment(batch.obs)
         next_obs = self.augment(batch.next_obs)
         # CURL's positive: an independent crop of obs, encoded with next_obs by the target.
         positive = self.augment(batch.obs) if self.curl else batch.obs[:0]
-        alpha = self.log_alpha.detach().exp()
+        total, metrics = self._losses[update_actor](batch, obs, next_obs, positive)
 
+        optimisers = self._optimisers[update_actor]
+        for optimiser in optimisers:
+            optimiser.zero_grad(set_to_none=True)
+        # One backward (one compiled graph) of the losses summed over members: each member's
+        # gradient is its own loss's (baselines/common/members.py).
+        total.sum().backward(inputs=self._params[update_actor])
+        for optimiser in optimisers:
+            optimiser.step()
+        if update_target:
+            soft_update(self.critic, self.critic_target, cfg.critic_tau)
+            soft_update(self.encoder, self.encoder_target, cfg.encoder_tau)
+        return {name: value.detach().float() for name, value in metrics.items()}
+
+    def losses(
+        self,
+        batch: TransitionBatch,
+        obs: torch.Tensor,
+        next_obs: torch.Tensor,
+        positive: torch.Tensor,
+        with_actor: bool,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The update's forward: every loss at the parameters the update starts from.
+
+        Returns the summed loss (critic + penalty + CURL, and with ``with_actor`` the actor and
+        alpha losses, each of which reaches only its own parameters) and the metrics. For a
+        fixed ``with_actor`` there is no
+        Python branching on tensors and no host sync, so ``torch.compile(fullgraph=True)``
+        captures it whole (``tests/test_baselines.py``)."""
+        cfg = self.config
+        size = obs.shape[0]
+        alpha = self.log_alpha.detach().exp()
         with self._autocast():
             with torch.no_grad():
                 h_next = self._conv(next_obs)
@@ -235,38 +281,28 @@ class SACCURLAgent(Checkpointable):
             )
             penalty, metrics = self.critic_penalty(batch, h, z, q1, q2, next_policy)
             curl_loss = self.curl_loss(z, z_positive)
-            if update_actor:
+            metrics |= {"critic_loss": critic_loss, "q1": member_mean(q1, self.members)}
+            if self.curl:
+                metrics["curl_loss"] = curl_loss
+            if with_actor:
                 pi, log_pi = self.actor.sample(*self.actor(h.detach()))
-                actor_q = torch.min(*self.critic(z.detach(), pi))
+                # The Q heads' weights as constants: the actor loss then reaches the actor
+                # alone, so one backward of the summed losses gives each part its gradient.
+                frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
+                actor_q = torch.min(*functional_call(self.critic, frozen, (z.detach(), pi)))
                 actor_loss = member_mean((alpha * log_pi - actor_q).float(), self.members)
                 alpha_loss = member_mean(
                     self.log_alpha.exp() * (-log_pi - self.target_entropy).detach(), self.members
                 )
-
-        # Every backward before any step: the actor's graph holds the Q heads' weights.
-        self.critic_opt.zero_grad(set_to_none=True)
-        # Summed over members: each member's gradient is its own loss's (members.py).
-        (critic_loss + penalty + curl_loss).sum().backward(inputs=self.critic_params)
-        metrics |= {"critic_loss": critic_loss, "q1": member_mean(q1, self.members)}
-        if self.curl:
-            metrics["curl_loss"] = curl_loss
-        if update_actor:
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.sum().backward(inputs=list(self.actor.parameters()))
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.sum().backward(inputs=[self.log_alpha])
-            self.actor_opt.step()
-            self.alpha_opt.step()
-            metrics |= {
-                "actor_loss": actor_loss,
-                "alpha": per_member(alpha, self.members),
-                "entropy": member_mean(-log_pi, self.members),
-            }
-        self.critic_opt.step()
-        if update_target:
-            soft_update(self.critic, self.critic_target, cfg.critic_tau)
-            soft_update(self.encoder, self.encoder_target, cfg.encoder_tau)
-        return {name: value.detach().float() for name, value in metrics.items()}
+                metrics |= {
+                    "actor_loss": actor_loss,
+                    "alpha": per_member(alpha, self.members),
+                    "entropy": member_mean(-log_pi, self.members),
+                }
+        total = critic_loss + penalty + curl_loss
+        if with_actor:
+            total = total + actor_loss + alpha_loss
+        return total, metrics
 
     def curl_loss(self, z: torch.Tensor, z_positive: torch.Tensor) -> torch.Tensor:
         """CURL's InfoNCE loss of the anchors ``z`` against the keys (0 on states: no CURL)."""

@@ -93,11 +93,17 @@ def estimate_seconds(plan: Any, costs: list, workers: int, device: str) -> float
 
 def probe_update_seconds(spec: Any, plan: Any, device: str) -> float:
     """Seconds per update of ``spec`` on ``device``: a few timed updates on a random batch."""
+    return time_updates(spec, plan.overrides.config_for(spec, plan.profile), device)
+
+
+def time_updates(
+    spec: Any, config: Any, device: str, warmup: int = PROBE_WARMUP, updates: int = PROBE_UPDATES
+) -> float:
+    """Seconds per update of ``spec`` with ``config``: ``updates`` timed after ``warmup``."""
     import torch
 
     from benchmark.sampler import TransitionBatch
 
-    config = plan.overrides.config_for(spec, plan.profile)
     agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device(device))
     size = config.batch_size
     batch = TransitionBatch(
@@ -107,14 +113,14 @@ def probe_update_seconds(spec: Any, plan: Any, device: str) -> float:
         next_obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, device=device),
         not_done=torch.ones((size, 1), device=device),
     )
-    for _ in range(PROBE_WARMUP):
+    for _ in range(warmup):
         agent.update(batch)
     _synchronize(device)
     started = time.perf_counter()
-    for _ in range(PROBE_UPDATES):
+    for _ in range(updates):
         agent.update(batch)
     _synchronize(device)
-    return (time.perf_counter() - started) / PROBE_UPDATES
+    return (time.perf_counter() - started) / updates
 
 
 def probe_step_seconds(profile: Profile) -> float:

@@ -183,6 +183,7 @@ def _returns_file_references() -> ReferenceScores | None:
     """Random and expert returns measured with the behaviour policies (full-length episodes)."""
     try:
         from benchmark.datasets.policies import RETURNS_FILE, load_reference_returns
+        from benchmark.datasets.recipes import repo_relative
 
         returns = load_reference_returns()
     except (ImportError, OSError, ValueError):
@@ -190,7 +191,7 @@ def _returns_file_references() -> ReferenceScores | None:
     low, high = _mean_return(returns.get("random")), _mean_return(returns.get("expert"))
     if low is None or high is None:
         return None
-    return ReferenceScores(low, high, "/".join(RETURNS_FILE.parts[-3:]))  # datasets/policies/...
+    return ReferenceScores(low, high, repo_relative(RETURNS_FILE))
 
 
 def _mean_return(entry: Any) -> float | None:

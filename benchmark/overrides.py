@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.precision import AUTO, takes_part, with_precision
 from benchmark.profiles import Profile
 
 # Profile fields that name or shape the profile itself rather than its scale.
@@ -43,10 +44,16 @@ class Overrides:
 
         return self.apply_profile(profiles.get(name))
 
-    def config_for(self, spec: Any, profile: Profile) -> Any:
-        """A baseline's config as a cell runs it: defaults, the profile's scale overrides, then
-        the config items (one place: the runner, ``--plan`` and the probe all build it so)."""
-        return self.apply_config(profile.apply(spec.default_config()))
+    def config_for(self, spec: Any, profile: Profile, precision: str | None = None) -> Any:
+        """A baseline's config as a cell runs it: defaults, the profile's scale overrides, the
+        run's precision (``fp32``/``bf16``: the resolved ``auto``; None: the profile's, unless
+        it is ``auto``), then the config items (one place: the runner, ``--plan`` and the probe
+        all build it so; an explicit ``--set amp=...`` wins)."""
+        config = profile.apply(spec.default_config())
+        precision = precision or (None if profile.precision == AUTO else profile.precision)
+        if precision is not None and takes_part(spec):
+            config = with_precision(config, precision)
+        return self.apply_config(config)
 
     def apply_config(self, config: Any) -> Any:
         """``config`` with the items whose field it has (others belong to other baselines)."""

@@ -1,5 +1,5 @@
 """Figures of a results table, each saved as PNG and PDF: learning curves, IQM intervals and a
-performance profile. Plotting only: statistics come from :mod:`benchmark.report`.
+performance profile. Plotting only: statistics come from :mod:`benchmark.stats`.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def performance_profile(score_dict: dict[str, np.ndarray], out_dir: Path) -> lis
     everything = np.concatenate([scores.ravel() for scores in score_dict.values()])
     low, high = float(np.min(everything)), float(np.max(everything))
     taus = np.linspace(min(0.0, low), max(high, low + 1e-6), 81)
-    from benchmark.report import seeded_bootstrap
+    from benchmark.stats import seeded_bootstrap
 
     with seeded_bootstrap():
         profiles, bands = library.create_performance_profile(score_dict, taus, reps=500)
@@ -228,8 +228,9 @@ def all_figures(
 ) -> list[str]:
     """Every figure of a report; ``runs`` is :func:`benchmark.report.per_run_scores` of ``table``,
     ``metrics`` the cells' training-metrics tables (figures without data are skipped)."""
-    from benchmark.report import algo_datasets, algo_order, score_matrix
-    from benchmark.report import iqm_intervals as iqm
+    from benchmark.report import algo_order
+    from benchmark.stats import algo_datasets, score_matrix
+    from benchmark.stats import iqm_intervals as iqm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid", context="paper")

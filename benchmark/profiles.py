@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from benchmark.precision import AUTO, FP32, Precision
+from benchmark.ranges import Count, Positive, Range
 
 FULL_EPISODE_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps (repeat 2)
 
@@ -33,23 +36,27 @@ class Profile:
     datasets: what ``--datasets default`` selects (recipe ids).
     seeds: how many seeds ``--seeds`` defaults to.
     config_overrides: (field, value) pairs applied to a baseline's config where it has the field;
-        only scale and speed knobs (batch size, random warm-up, replay capacity, bf16 autocast),
-        never algorithm choices (losses, networks, learning rates).
+        only scale and speed knobs (batch size, random warm-up, replay capacity), never
+        algorithm choices (losses, networks, learning rates).
     algo_updates: (baseline, updates) pairs that replace ``updates`` for those baselines, so a
         small budget can go where it shows learning; recorded with every result (``to_json``).
+    precision: ``fp32``, ``bf16`` (autocast, for the baselines that have it) or ``auto`` (bf16
+        only where it measures faster on this machine, decided once per run:
+        :mod:`benchmark.precision`); each cell records the one it trained in.
     """
 
     name: str
-    updates: int
-    eval_interval: int
-    eval_episodes: int
-    episode_time_limit_s: float
-    dataset_transitions: int | None
+    updates: Count
+    eval_interval: Count
+    eval_episodes: Count
+    episode_time_limit_s: Positive
+    dataset_transitions: Annotated[int | None, Range(low=1)]
     dataset_namespace: str | None
     datasets: tuple[str, ...]
-    seeds: int
+    seeds: Count
     config_overrides: tuple[tuple[str, Any], ...] = ()
     algo_updates: tuple[tuple[str, int], ...] = ()
+    precision: Precision = FP32
 
     def updates_for(self, algo: str) -> int:
         """Gradient updates of a cell of baseline ``algo`` (``updates`` unless overridden)."""
@@ -97,7 +104,7 @@ class Profile:
         return (
             f"{updates} over "
             f"{self.eval_episodes} episode(s) of {steps} agent steps, {data}, "
-            f"{self.seeds} seed(s); config overrides: {overrides}"
+            f"{self.seeds} seed(s); precision {self.precision}; config overrides: {overrides}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -135,7 +142,7 @@ PROFILES: dict[str, Profile] = {
             # set-up included, with BC visibly learning. Measured on an idle machine, one thread:
             # a BC update at batch 256 takes 1.42 s in fp32 and 0.59 s under bf16 autocast (this
             # CPU has AVX512-BF16); at batch 128, 0.52 s / 0.25 s. BC needs about 256k samples
-            # (NOTES: 1,000 updates at 256 reached 42.8); at batch 128 it swung between
+            # (docs/sources.md: 1,000 updates at 256 reached 42.8); at batch 128 it swung between
             # evaluations (-1.5/2.9/31.1/1.4 and -0.6/25.8/20.8/13.7 at 250/500/750/1,000). So:
             # batch 256, bf16, 900 updates (~9 min a seed, both seeds side by side). A 500-step
             # evaluation episode takes 13 s alone, ~18 s with two workers (software rendering);
@@ -152,15 +159,18 @@ PROFILES: dict[str, Profile] = {
             seeds=2,
             config_overrides=(
                 ("batch_size", 256),
-                ("amp", True),  # bf16 autocast: 2.4x on this CPU (BC, SAC-CURL, CQL-CURL)
                 ("initial_random_steps", 100),
                 ("replay_capacity", 10_000),
             ),
             algo_updates=(("bc", 900),),
+            # bf16 autocast: BC 2.4x faster on an AVX512-BF16 CPU, 2.3x slower on one without
+            precision=AUTO,
         ),
         Profile(
             name="full",
-            updates=1_000_000,  # the original CQL-CURL walker figure and CORL: 1M updates
+            # The original CQL-CURL walker figure and CORL: 1M updates, one budget for every
+            # baseline (V-D4RL's DrQ+BC ran ~550k: docs/sources.md, "BC and DrQ+BC")
+            updates=1_000_000,
             eval_interval=5_000,  # the original CQL-CURL protocol and CORL: every 5,000 updates
             eval_episodes=10,  # the original CQL-CURL, CORL and V-D4RL: 10 episodes
             episode_time_limit_s=FULL_EPISODE_S,

@@ -10,94 +10,40 @@ tasks are datasets. Bootstraps are seeded, so a report is reproducible.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmark import profiles
+from benchmark import gap, profiles
 from benchmark.atomic import atomic_write_text
 from benchmark.profiles import FULL_EPISODE_S
 from benchmark.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
+from benchmark.stats import (  # noqa: F401  (re-exported: the report's statistics live there)
+    BOOTSTRAP_REPS,
+    BOOTSTRAP_SEED,
+    Interval,
+    algo_datasets,
+    iqm_intervals,
+    mean_std,
+    probability_of_improvement,
+    score_matrix,
+    seeded_bootstrap,
+)
 from benchmark.variant_eval import report_section
 
-BOOTSTRAP_REPS = 2_000
-BOOTSTRAP_SEED = 0
 AGGREGATE = "aggregate"
 IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
-PROFILE_ORDER = ("full", "demo", "smoke")  # the report defaults to the largest scale present
+PROFILE_ORDER = (
+    "full",
+    "state",
+    "demo",
+    "smoke",
+)  # the report defaults to the largest scale present
 EXIT_SKIPPED = 1  # the report was written, but some cells' files could not be read
 EXIT_USAGE = 2  # nothing written: bad arguments, no results, or conflicting copies of a cell
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with its 95% bootstrap interval."""
-
-    point: float
-    low: float
-    high: float
-
-    def __str__(self) -> str:
-        return f"{self.point:.1f} [{self.low:.1f}, {self.high:.1f}]"
-
-
-# -- pure statistics on (num_runs x num_tasks) arrays ------------------------------------------
-def mean_std(scores: np.ndarray) -> tuple[float, float]:
-    """Mean and population std (``np.std``, ddof 0) of all entries: one seed gives std 0."""
-    return float(np.mean(scores)), float(np.std(scores))
-
-
-@contextlib.contextmanager
-def seeded_bootstrap() -> Iterator[None]:
-    """rliable's stratified bootstrap draws from numpy's *global* RNG (``np.random.choice``),
-    whatever ``random_state`` says: seed it for the computation and put it back afterwards."""
-    saved = np.random.get_state()
-    np.random.seed(BOOTSTRAP_SEED)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # arch: random_state deprecation
-            yield
-    finally:
-        np.random.set_state(saved)
-
-
-def iqm_intervals(score_dict: dict[str, np.ndarray]) -> dict[str, Interval]:
-    """IQM of each ``(num_runs x num_tasks)`` array with a 95% stratified bootstrap interval."""
-    from rliable import library, metrics
-
-    with seeded_bootstrap():
-        points, cis = library.get_interval_estimates(
-            score_dict,
-            lambda scores: np.array([metrics.aggregate_iqm(scores)]),
-            reps=BOOTSTRAP_REPS,
-            random_state=np.random.RandomState(BOOTSTRAP_SEED),
-        )
-    return {
-        k: Interval(float(points[k][0]), float(cis[k][0, 0]), float(cis[k][1, 0])) for k in points
-    }
-
-
-def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> Interval:
-    """P(X > Y) averaged over tasks (ties count 1/2), with a 95% stratified bootstrap interval.
-
-    Both arrays are ``(num_runs x num_tasks)`` over the same tasks in the same order.
-    """
-    from rliable import library, metrics
-
-    with seeded_bootstrap():
-        points, cis = library.get_interval_estimates(
-            {"pair": (scores_x, scores_y)},
-            lambda x, y: np.array([metrics.probability_of_improvement(x, y)]),
-            reps=BOOTSTRAP_REPS,
-            random_state=np.random.RandomState(BOOTSTRAP_SEED),
-        )
-    return Interval(float(points["pair"][0]), float(cis["pair"][0, 0]), float(cis["pair"][1, 0]))
 
 
 # -- from the results table to score arrays ----------------------------------------------------
@@ -109,22 +55,13 @@ def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
     groups = ordered.groupby(["algo", "dataset", "seed"], sort=True)
     grouped = groups["normalized_score"]
     frame = pd.DataFrame({"final": grouped.last(), "best": grouped.max()})
+    frame["obs"] = groups["observation"].last() if "observation" in table else "pixels"
     if {"q_estimate", "discounted_return"} <= set(table.columns):
         last = groups.tail(1).set_index(["algo", "dataset", "seed"])
         frame["q_gap"] = last["q_estimate"] - last["discounted_return"]
     else:
         frame["q_gap"] = np.nan
     return frame.reset_index()
-
-
-def score_matrix(runs: pd.DataFrame, algo: str, column: str, datasets: Sequence[str]) -> np.ndarray:
-    """``(num_seeds x len(datasets))`` for one baseline; seeds missing a dataset are dropped."""
-    mine = runs[runs["algo"] == algo].pivot(index="seed", columns="dataset", values=column)
-    return mine.reindex(columns=list(datasets)).dropna().to_numpy(dtype=float)
-
-
-def algo_datasets(runs: pd.DataFrame, algo: str) -> list[str]:
-    return sorted(runs.loc[runs["algo"] == algo, "dataset"].unique())
 
 
 # -- the leaderboard ---------------------------------------------------------------------------
@@ -140,8 +77,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[str]) -> dict:
-    row: dict = {"algo": algo, "dataset": dataset}
     mine = runs[(runs["algo"] == algo) & runs["dataset"].isin(tasks)]
+    row: dict = {"algo": algo, "obs": mine["obs"].iloc[0], "dataset": dataset}
     # Final overestimation: mean over runs of Q(s0, pi(s0)) - discounted return (NaN: no critic).
     row["final_q_gap"] = float(mine["q_gap"].mean()) if mine["q_gap"].notna().any() else np.nan
     for column in ("final", "best"):
@@ -245,6 +182,7 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
         f"(population std); IQM with a 95% stratified bootstrap interval (rliable, "
         f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}).",
         f"- Code: commit(s) {', '.join(commits)}; per-run metadata in `runs/<profile>/...`.",
+        _precision_line(meta),
         "- Final Q - return: the critic's estimate Q(s0, pi(s0)) at the start of each final "
         "evaluation episode minus the discounted return (0.99) the episode then obtained, mean "
         "over runs; positive = overestimation, negative = conservatism (SAC-family estimates "
@@ -259,14 +197,33 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
     return lines
 
 
+def _precision_line(meta: list[dict]) -> str:
+    """Which baselines trained in bf16 autocast and which in fp32, and how that was chosen."""
+    by_precision: dict[str, set[str]] = {}
+    for m in meta:
+        precision = m.get("setup", {}).get("precision", "unrecorded")
+        by_precision.setdefault(precision, set()).add(m.get("cell", {}).get("algo", "?"))
+    parts = [f"{p}: {', '.join(sorted(algos))}" for p, algos in sorted(by_precision.items())]
+    reasons = sorted(
+        {
+            f"{c['requested']} -> {c['resolved']}, {c['reason']}"
+            for m in meta
+            if (c := m.get("precision"))
+        }
+    )
+    chosen = f" (run precision: {'; '.join(reasons)})" if reasons else ""
+    return f"- Precision (bf16 = bf16 autocast): {'; '.join(parts) or 'unknown'}{chosen}."
+
+
 def _table(frame: pd.DataFrame) -> list[str]:
     has_dataset = "dataset" in frame.columns
-    header = ["baseline", *(["dataset"] if has_dataset else []), "runs"]
+    header = ["baseline", "obs", *(["dataset"] if has_dataset else []), "runs"]
     header += ["final (mean ± std)", "final IQM [95% CI]", "best (mean ± std)", "best IQM [95% CI]"]
     header += ["final Q - return"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in frame.to_dict("records"):
-        cells = [row["algo"], *([row["dataset"]] if has_dataset else []), str(row["runs"])]
+        cells = [row["algo"], row["obs"], *([row["dataset"]] if has_dataset else [])]
+        cells.append(str(row["runs"]))
         for column in ("final", "best"):
             interval = Interval(
                 row[f"{column}_iqm"], row[f"{column}_iqm_low"], row[f"{column}_iqm_high"]
@@ -296,13 +253,15 @@ def write_report(
     results: str | Path | Sequence[str | Path] | Selection,
     out: str | Path,
     profile_name: str | None = None,
+    submissions: dict[Path, str] | None = None,
 ) -> Path:
     """Leaderboard and figures for one profile's results; returns the Markdown file.
 
     ``results``: one or more results folders (merged by :func:`benchmark.results.select_cells`),
-    or a selection already made.
+    or a selection already made. ``submissions``: which of those folders are contributed
+    submissions (folder -> name, :mod:`benchmark.external`), so their rows are marked as such.
     """
-    from benchmark import plots
+    from benchmark import external, plots
 
     selection = results if isinstance(results, Selection) else select_cells(results)
     table = selection.evals
@@ -313,10 +272,21 @@ def write_report(
     pi = improvement(runs)
     out = Path(out)
     metrics = sort_metrics(selection.table("metrics.csv", METRICS_KEY_DTYPES, profile=name))
-    figures = plots.all_figures(table, runs, out / "figures", metrics)
+    origins = external.origins(selection, name, submissions or {})
+    shown = external.display_names(origins)  # "tiny-bc (external)" in tables and figures
+    figures = plots.all_figures(
+        *(external.relabel(f, shown) for f in (table, runs)), out / "figures",
+        external.relabel(metrics, shown),
+    )  # fmt: skip
+    board.insert(1, "origin", board["algo"].map(lambda a: origins[a].label))
     atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
     meta = [selection.meta[f] for f in selection.folders_of(name) if f in selection.meta]
-    text = markdown(board, profiles.get(name), meta, pi, figures)
+    gaps = gap.gap_table(runs)
+    figures += gap.figure(gaps, out / "figures")
+    atomic_write_text(out / "pixel_state_gap.csv", gaps.to_csv(index=False))
+    text = markdown(external.relabel(board, shown), profiles.get(name), meta, pi, figures)
+    text += external.provenance_section(origins)  # only when some rows are external
+    text += "\n".join(gap.markdown(gaps)) + "\n"
     text += report_section(selection, name, table, out)  # only when runs have variants.csv
     atomic_write_text(out / "leaderboard.md", text)
     return out / "leaderboard.md"
@@ -341,11 +311,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=None, help="output folder (default: <results>/report)")
     parser.add_argument("--profile", default=None, help="default: the largest profile present")
+    parser.add_argument(
+        "--submissions",
+        nargs="+",
+        default=[],
+        help="contributed results beside the baselines: results/submissions (a folder of "
+        "submissions) or single submission folders; refused if their protocol differs",
+    )
     args = parser.parse_args(argv)
     out = args.out or str(Path(args.results[0]) / "report")
     try:
-        selection = select_cells(existing_folders(args.results))
-        path = write_report(selection, out, args.profile)
+        selection, submissions = _with_submissions(args)
+        path = write_report(selection, out, args.profile, submissions)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -354,6 +331,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for problem in selection.problems:
         print(f"skipped, cannot read {problem}", file=sys.stderr)
     return EXIT_SKIPPED if selection.problems else 0
+
+
+def _with_submissions(args: argparse.Namespace) -> tuple[Selection, dict[Path, str]]:
+    """The results folders' cells, and the submissions' once each is checked against them."""
+    from benchmark.external import check_submissions, find_submissions
+
+    folders = existing_folders(args.results)
+    if not args.submissions:
+        return select_cells(folders), {}
+    submissions = find_submissions(args.submissions)
+    reference = select_cells(folders)
+    check_submissions(reference, submissions, choose_profile(reference.evals, args.profile))
+    return select_cells([*folders, *submissions]), submissions
 
 
 if __name__ == "__main__":

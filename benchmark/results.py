@@ -436,9 +436,11 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_commit() -> dict[str, Any]:
-    """The checkout's commit and whether it had uncommitted changes (None outside git)."""
-    repo = Path(__file__).resolve().parent.parent
+def git_commit(repo: Path | None = None, tracked: Path | None = None) -> dict[str, Any]:
+    """The commit of the checkout holding ``repo`` (default: this repository's) and whether it
+    had uncommitted changes (None outside git). With ``tracked``, None unless git tracks that
+    path there (a package installed into an ignored folder inside a checkout is not from it)."""
+    repo = repo or Path(__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
         try:
@@ -449,6 +451,8 @@ def git_commit() -> dict[str, Any]:
             return None
         return done.stdout.strip()
 
+    if tracked is not None and not git("ls-files", "--", str(tracked.resolve())):
+        return {"commit": None, "dirty": None}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
 

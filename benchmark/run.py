@@ -12,9 +12,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmark import profiles, registry
+from benchmark import precision, profiles, ranges, registry
 from benchmark.overrides import OverrideError, Overrides, parse_overrides
+from benchmark.precision import PrecisionChoice
 from benchmark.profiles import Profile
+from benchmark.progress import SUMMARY_EVERY_S, RunProgress, interactive
 from benchmark.results import ONLINE, Cell, check_writable
 from benchmark.variant_eval import parse_eval_variants
 
@@ -40,11 +42,8 @@ class Plan:
 def _epilog() -> str:
     from benchmark.datasets import known_dataset_ids
 
-    lines = ["baselines (--algos):"]
-    lines += [
-        f"  {spec.name:<18} {'offline' if spec.offline else 'online '}  {spec.summary}"
-        for spec in map(registry.get, registry.names())
-    ]
+    lines = ["baselines (--algos; also module:Class, see docs/agent-contract.md):"]
+    lines += [_baseline_line(name) for name in registry.names()]
     lines += ["", "datasets (--datasets; 'default' = the profile's, 'all' = every one):"]
     lines += [f"  {dataset_id}" for dataset_id in known_dataset_ids()]
     lines += ["", "profiles (--profile):"]
@@ -58,6 +57,16 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
+def _baseline_line(name: str) -> str:
+    """One baseline for ``--help``; a broken plugin is listed with its problem, not skipped."""
+    try:
+        spec = registry.get(name)
+    except ValueError as error:
+        return f"  {name:<18} BROKEN   {error}"
+    kind = "offline" if spec.offline else "online "
+    return f"  {spec.name:<18} {kind}  {spec.summary}" + (" [external]" if spec.external else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark.run",
@@ -65,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--algos", default="all", help="'all' or comma-separated baseline names")
+    parser.add_argument(
+        "--algos",
+        default="all",
+        help="'all' or comma-separated baseline names or module:Class references "
+        "(docs/agent-contract.md)",
+    )
     parser.add_argument(
         "--datasets",
         nargs="+",
@@ -105,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="stop every cell at a checkpoint before this much wall-clock time has passed "
         "(e.g. 25m, 2h, 900 or 900s), then exit with status 75: run the same command again",
+    )
+    parser.add_argument(
+        "--summary-every",
+        default=f"{SUMMARY_EVERY_S:g}s",
+        metavar="DURATION",
+        help="where stderr is not a terminal (a log file, CI), the run writes one line per cell "
+        "event instead of progress bars, and a summary of the cells this often "
+        f"(default {SUMMARY_EVERY_S:g}s)",
     )
     parser.add_argument(
         "--plan",
@@ -187,6 +209,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     specs = tuple(registry.resolve(args.algos))
     overrides = parse_overrides(args.overrides, (spec.config_class() for spec in specs))
     profile = overrides.profile_named(args.profile)
+    check_ranges(profile, specs, overrides)
     datasets = parse_datasets(args.datasets, profile)
     seeds = parse_seeds(args.seeds, profile.seeds)
     from benchmark.runner import plan_cells
@@ -194,6 +217,16 @@ def make_plan(args: argparse.Namespace) -> Plan:
     cells = tuple(plan_cells(specs, datasets, seeds, profile))
     offline_datasets = datasets if any(s.offline for s in specs) else ()
     return Plan(profile, specs, offline_datasets, seeds, cells, overrides)
+
+
+def check_ranges(
+    profile: Profile, specs: Sequence[registry.BaselineSpec], overrides: Overrides
+) -> None:
+    """Every value within its declared range (``benchmark.ranges``), before any cell starts;
+    raises :class:`~benchmark.ranges.RangeError` naming the field, the value and the range."""
+    ranges.check(profile, f"profile {profile.name!r}")
+    for spec in specs:
+        ranges.check(overrides.config_for(spec, profile), f"{spec.name}'s config")
 
 
 # -- datasets ------------------------------------------------------------------------------------
@@ -232,7 +265,7 @@ def _ensure_state_dataset(recipe_id: str, target: str, profile: Profile, workers
 
         if not is_built(state_target):
             print(f"[run] dataset {state_target}: building (state only)", file=sys.stderr)
-            build_dataset(recipe_id, workers=workers, observation="state")
+            build_dataset(recipe_id, workers=workers, observation="state", progress=interactive())
         return state_target
     _build_small(recipe_id, state_target, profile, workers, "state")
     return state_target
@@ -251,6 +284,7 @@ def _build_small(
         workers=workers,
         target_id=target,
         observation=observation,
+        progress=interactive(),  # a bar on a terminal only
     )
 
 
@@ -336,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # before any cell starts: a bad device or budget is a usage error
         args.device = resolve_device(args.device)
         budget = parse_duration(args.time_budget) if args.time_budget is not None else None
+        args.summary_every_s = parse_duration(args.summary_every)
     except ValueError as error:
         parser.error(str(error))
     if args.plan:
@@ -355,8 +390,6 @@ def print_cost(plan: Plan, args: argparse.Namespace) -> None:
 
 
 def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
-    from tqdm import tqdm
-
     from benchmark import runner
     from benchmark.datasets import DatasetError
     from benchmark.envs import ensure_headless_gl
@@ -375,20 +408,19 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at)
+    choice = decide_precision(plan, args.device, workers)
+    tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at, choice)
     print_plan(plan)
-    bar = tqdm(total=len(tasks), desc="cells", unit="cell", position=0)
-
-    def on_outcome(outcome: runner.CellOutcome) -> None:
-        bar.update(1)
-        if outcome.status == "failed":
-            bar.write(f"[run] FAILED {outcome.cell.label}: {outcome.error}")
-
+    sys.stdout.flush()  # the plan before the cells' lines, when both go to one file
+    summary_every_s = getattr(args, "summary_every_s", SUMMARY_EVERY_S)
+    progress = RunProgress(len(tasks), bars=interactive(), summary_every_s=summary_every_s)
     if args.launcher == "ray":
-        outcomes = runner.run_ray(tasks, workers, args.ray_address, on_outcome)
+        outcomes = runner.run_ray(
+            tasks, workers, args.ray_address, progress.outcome, on_tick=progress.tick
+        )
     else:
-        outcomes = runner.run_local(tasks, workers, on_outcome)
-    bar.close()
+        outcomes = runner.run_local(tasks, workers, progress.outcome, on_tick=progress.tick)
+    progress.close()
     print(summary_table(outcomes))
     print(f"results: {root}  (report: python -m benchmark.report --results {args.results})")
     bad = [o for o in outcomes if o.status in ("failed", "busy")]
@@ -407,6 +439,20 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     return 0
 
 
+def decide_precision(plan: Plan, device: str, workers: int) -> PrecisionChoice:
+    """The run's precision, once for all its cells (``auto``: measured here, on the threads each
+    worker will have)."""
+    from benchmark.runner import threads_per_worker
+
+    choice = precision.resolve(
+        plan.profile.precision, resolve_device(device), plan.specs, threads_per_worker(workers)
+    )
+    print(
+        f"[run] precision {choice.resolved} ({choice.requested}: {choice.reason})", file=sys.stderr
+    )
+    return choice
+
+
 def make_tasks(
     plan: Plan,
     args: argparse.Namespace,
@@ -414,6 +460,7 @@ def make_tasks(
     dataset_ids: dict[tuple[str, str], str],
     workers: int,
     stop_at: float | None = None,
+    precision: PrecisionChoice | None = None,
 ) -> list:
     import os
 
@@ -435,6 +482,10 @@ def make_tasks(
             overrides=plan.overrides,
             stop_at=stop_at,
             eval_variants=parse_eval_variants(args.eval_variants),
+            spec=registry.get(cell.algo),
+            precision=precision,
+            progress=interactive(),  # bars on a terminal, plain event lines elsewhere
+            log_lines=not interactive(),
         )
         for cell in plan.cells
     ]

@@ -31,7 +31,10 @@ from benchmark import registry
 from benchmark.atomic import atomic_write
 from benchmark.diagnostics import MetricsAccumulator, first_non_finite
 from benchmark.overrides import Overrides
+from benchmark.plugins import provenance
+from benchmark.precision import PrecisionChoice, config_precision
 from benchmark.profiles import Profile
+from benchmark.progress import TICK_S
 from benchmark.results import (
     ONLINE,
     Cell,
@@ -71,6 +74,8 @@ class CellTask:
     overrides: the command's ``--set`` items, applied to the profile and the config.
     stop_at: wall-clock time (``time.time()``) after which the cell stops at its next exact
         checkpoint (``--time-budget``); None: train to the end.
+    precision: the run's precision, decided once before any cell (``benchmark.precision``);
+        None: the profile's as asked (``auto`` then stays fp32).
     """
 
     cell: Cell
@@ -81,9 +86,19 @@ class CellTask:
     reference_ids: tuple[str, ...] = ()
     minari_root: str | None = None
     progress: bool = True
+    log_lines: bool = False  # one plain line per cell event (benchmark.progress): not a terminal
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
     eval_variants: tuple[str, ...] = ()  # benchmark.variant_eval labels, after the final eval
+    # The cell's baseline as the launcher resolved it: a spec registered by a user's script or
+    # by --algos module:Class exists only in the launcher's registry (benchmark.plugins).
+    spec: registry.BaselineSpec | None = None
+    precision: PrecisionChoice | None = None
+
+    def config(self, spec: registry.BaselineSpec, profile: Profile) -> Any:
+        """This cell's config: the command's items and the run's precision applied."""
+        resolved = self.precision.resolved if self.precision is not None else None
+        return self.overrides.config_for(spec, profile, resolved)
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,8 @@ _SLOT = 0  # this worker's progress-bar line
 
 def run_cell(task: CellTask) -> CellOutcome:
     """Run (or resume, or skip) one cell; every error is recorded, none escapes."""
+    if task.spec is not None:
+        registry.adopt(task.spec)
     paths = CellPaths.of(task.root, task.cell)
     if paths.done.exists():
         if (conflict := _finished_with_other_setup(task, paths)) is not None:
@@ -164,9 +181,7 @@ def _finished_with_other_setup(task: CellTask, paths: CellPaths) -> str | None:
 
     before = json.loads(paths.meta.read_text()).get("setup", {})
     profile = task.overrides.profile_named(task.cell.profile)
-    wanted = _requested_setup(
-        task, task.overrides.config_for(registry.get(task.cell.algo), profile), profile
-    )
+    wanted = _requested_setup(task, task.config(registry.get(task.cell.algo), profile), profile)
     held = {key: before.get(key) for key in wanted}
     if _canonical(held) == _canonical(wanted):
         return None
@@ -304,7 +319,7 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     cell = task.cell
     profile = task.overrides.profile_named(cell.profile)
     spec = registry.get(cell.algo)
-    config = task.overrides.config_for(spec, profile)
+    config = task.config(spec, profile)
     protocol = Protocol.for_kind(spec.obs_kind, profile.eval_episodes, profile.episode_time_limit_s)
     normalizer = None
     if spec.offline:
@@ -329,6 +344,7 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     trainer.attach_store(paths.folder / "replay")
     run = _CellRun(task, paths, profile, trainer, protocol, references, [], 0.0, normalizer)
     _resume(run)
+    _event(run, f"start at update {trainer.updates} of {run.total_updates}")
     meta["attempt_started"] = time.time()
     write_json(paths.meta, {**meta, "status": "running"})
     return run, meta
@@ -340,6 +356,7 @@ def _requested_setup(task: CellTask, config: Any, profile: Profile) -> dict[str,
         "config": asdict(config),
         "profile": profile.to_json(),
         "overrides": task.overrides.to_json(),  # the --set items behind config and profile
+        "precision": config_precision(config),  # what it trained in: never resumed in another
     }
 
 
@@ -353,10 +370,12 @@ def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, referenc
             "references": asdict(references),
         },
         "device": task.device,
+        "precision": task.precision.to_json() if task.precision is not None else None,
         "torch_threads": task.threads,
         "versions": package_versions(),
         "git": git_commit(),
         "host": host_info(),
+        "plugin": provenance(registry.get(task.cell.algo), config),  # built-in or external
     }
 
 
@@ -510,6 +529,18 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
         )
     )
     write_rows(run.paths.evals, run.rows)
+    _event(
+        run,
+        f"evaluation at update {run.trainer.updates} of {run.total_updates}: return "
+        f"{result.mean:.1f} ± {result.std:.1f}, normalised {result.normalized_score:.1f}",
+    )
+
+
+def _event(run: _CellRun, text: str) -> None:
+    if run.task.log_lines:
+        from benchmark.progress import cell_event
+
+        cell_event(run.task.cell.label, text)
 
 
 def _checkpoint(run: _CellRun, seconds: float) -> None:
@@ -524,6 +555,7 @@ def _checkpoint(run: _CellRun, seconds: float) -> None:
     }
     atomic_write(run.paths.checkpoint, lambda file: torch.save(state, file))
     run.trainer.checkpoint_saved()  # in place: replay chunks it no longer needs can go
+    _event(run, f"checkpoint at update {run.trainer.updates}")
 
 
 # -- launchers ---------------------------------------------------------------------------------
@@ -536,9 +568,13 @@ def _init_worker(counter: Any, parent_pid: int) -> None:
 
 
 def run_local(
-    tasks: Sequence[CellTask], workers: int, on_outcome: Callable[[CellOutcome], None]
+    tasks: Sequence[CellTask],
+    workers: int,
+    on_outcome: Callable[[CellOutcome], None],
+    on_tick: Callable[[], None] = lambda: None,
 ) -> list[CellOutcome]:
-    """Cells in ``workers`` spawned processes (spawn: MuJoCo's GL context does not survive fork)."""
+    """Cells in ``workers`` spawned processes (spawn: MuJoCo's GL context does not survive fork);
+    ``on_tick`` is called about every ``TICK_S`` while the launcher waits."""
     context = mp.get_context("spawn")
     counter = context.Value("i", 0)
     outcomes: list[CellOutcome] = []
@@ -547,7 +583,8 @@ def run_local(
     ) as pool:
         pending: dict[Future, CellTask] = {pool.submit(run_cell, task): task for task in tasks}
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
+            on_tick()
             for future in finished:
                 task = pending.pop(future)
                 outcomes.append(_outcome_of(future.result, task))
@@ -560,6 +597,7 @@ def run_ray(
     workers: int,
     address: str | None,
     on_outcome: Callable[[CellOutcome], None],
+    on_tick: Callable[[], None] = lambda: None,
 ) -> list[CellOutcome]:
     """The same :func:`run_cell` as Ray tasks, on a local instance or an existing cluster.
 
@@ -580,7 +618,10 @@ def run_ray(
         pending = {remote.remote(replace(task, progress=False)): task for task in tasks}
         outcomes: list[CellOutcome] = []
         while pending:
-            finished, _ = ray.wait(list(pending), num_returns=1)
+            finished, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_S)
+            on_tick()
+            if not finished:
+                continue
             task = pending.pop(finished[0])
             outcomes.append(_outcome_of(lambda ref=finished[0]: ray.get(ref), task))
             on_outcome(outcomes[-1])

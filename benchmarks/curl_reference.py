@@ -25,7 +25,10 @@ from benchmark.sampler import TransitionBatch
 
 
 class ReferenceEncoder(nn.Module):
-    """CURL's ``PixelEncoder``: convs, flatten, optional detach, fc, LayerNorm, tanh."""
+    """CURL's ``PixelEncoder``: convs, flatten, optional detach, fc, LayerNorm, tanh. The tanh
+    is VORB's encoder's (the original CQL-CURL code's); CURL's actor and critic use
+    ``output_logits=True``, without it: the reference shares VORB's choice, so the speed
+    comparison is of the same function."""
 
     def __init__(self, obs_shape: tuple[int, int, int], feature_dim: int, filters: int) -> None:
         super().__init__()

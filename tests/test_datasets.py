@@ -22,6 +22,7 @@ from datasets_helpers import (
     write_tiny_replay,
 )
 
+from benchmark import evaluation
 from benchmark.datasets import DatasetError, build_dataset, known_dataset_ids, load_or_explain
 from benchmark.datasets import recipes as recipes_module
 from benchmark.datasets.build import _plan, _tasks
@@ -151,6 +152,15 @@ def test_short_episode_variants_scale_the_references(tiny: minari.MinariDataset)
     fraction = TINY_TIME_LIMIT_S / 25.0  # 20 of 500 agent steps
     assert metadata["ref_min_score"] == pytest.approx(full_low * fraction)
     assert metadata["ref_max_score"] == pytest.approx(full_high * fraction)
+
+
+def test_reference_sources_are_repository_paths(tiny: minari.MinariDataset) -> None:
+    """Metadata names the returns file relative to the repository, never the build machine's
+    folders (the same file wherever the repository is cloned)."""
+    source = build_record(tiny)["ref_scores_source"]
+    assert source == "datasets/policies/returns.json, scaled by 0.04 for 1 s episodes"
+    assert evaluation.reference_scores().source == "datasets/policies/returns.json"
+    assert (REPO / "datasets" / "policies" / "returns.json").is_file()
 
 
 def test_recover_environment_in_a_fresh_process(

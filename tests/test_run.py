@@ -136,7 +136,7 @@ def restore_torch_threads() -> Any:
     torch.set_num_threads(threads)
 
 
-def in_process(tasks: list[runner.CellTask], workers: int, on_outcome: Any) -> list:
+def in_process(tasks: list[runner.CellTask], workers: int, on_outcome: Any, **_: Any) -> list:
     """The local launcher without worker processes, so that test-only baselines are visible."""
     outcomes = [runner.run_cell(task) for task in tasks]
     for outcome in outcomes:

@@ -116,3 +116,39 @@ def test_ray_launcher_runs_a_cell_on_a_local_instance(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     table = load_results(tmp_path / "r")
     assert table["algo"].tolist() == ["sac-curl-offline"] * 2 and table["update"].tolist() == [2, 4]
+
+
+def test_a_run_logged_to_a_file_writes_one_line_per_cell_event(tmp_path: Path) -> None:
+    """Output to a file, not a terminal: no progress bars (no carriage returns, no partial
+    lines), one timestamped line per cell event and summaries of the cells."""
+    log = tmp_path / "run.log"
+    args = ("--algos", "bc,sac-curl-offline", "--workers", "2", "--summary-every", "1s")
+    with log.open("w") as out:
+        done = subprocess.run(
+            command(tmp_path / "r", *args),
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
+    text = log.read_text()
+    assert done.returncode == 0, text[-3000:]
+    assert "\r" not in text and "upd/s" not in text and "it/s" not in text
+    for algo in ("bc", "sac-curl-offline"):
+        label = f"{algo} | {RANDOM} | seed 0"
+        events = [
+            line.split(f"[cell] {label}: ", 1)[1]
+            for line in text.splitlines()
+            if f"[cell] {label}: " in line
+        ]
+        assert events[0] == "start at update 0 of 4"
+        assert events[1].startswith("evaluation at update 2 of 4: return ")
+        assert events[2] == "checkpoint at update 2"
+        assert events[3].startswith("evaluation at update 4 of 4: ")
+        assert events[4] == "checkpoint at update 4"
+        assert events[5].startswith("done after 4 updates: final ")
+        assert len(events) == 6
+    summaries = [
+        line for line in text.splitlines() if "[run] " in line and "cells finished" in line
+    ]
+    assert summaries and "2 of 2 cells finished (done 2), 0 to go" in summaries[-1]

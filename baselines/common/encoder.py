@@ -2,7 +2,19 @@
 
 Architecture (CURL, Srinivas et al. 2020, appendix and ``encoder.py`` of the reference code):
 4 conv layers of 32 filters, 3x3, the first with stride 2, ReLU after each; then a linear
-projection to ``feature_dim`` (50), layer norm and tanh. The flattened conv size is found with a
+projection to ``feature_dim`` (50), layer norm and tanh. Which source each choice follows
+(``docs/sources.md``, "Deliberate differences"):
+
+- the ReLU after the *last* conv layer: CURL's ``encoder.py`` and DrQ-v2's ``Encoder`` (a ReLU
+  after every conv); the original CQL-CURL code (``src/model/modules.py``) has none there;
+- the tanh after the LayerNorm: the original CQL-CURL code, and DrQ-v2's ``Linear ->
+  LayerNorm -> Tanh`` trunk. CURL's actor and critic build their encoders with
+  ``output_logits=True`` (``curl_sac.py``), so CURL itself has no tanh there (its
+  ``PixelEncoder`` applies one only with the default ``output_logits=False``, which neither
+  uses). ``benchmarks/curl_reference.py`` copies the tanh too, so the speed reference shares
+  this choice.
+
+The flattened conv size is found with a
 dummy forward (84x84 input: 32 x 35 x 35), never tabulated. Inputs are uint8 frame stacks,
 scaled by 1/255 inside.
 
@@ -45,7 +57,10 @@ def orthogonal_init(module: nn.Module) -> None:
 
 
 class ConvTrunk(nn.Module):
-    """uint8 (B, C, H, W) -> float (B, repr_dim): scale, 4 conv layers, flatten (H, W, C)."""
+    """uint8 (B, C, H, W) -> float (B, repr_dim): scale, 4 conv layers, flatten (H, W, C).
+
+    Each conv, the last included, is followed by a ReLU (CURL, DrQ-v2; the original CQL-CURL
+    code has none after its last conv)."""
 
     def __init__(
         self, obs_shape: tuple[int, int, int], num_layers: int = 4, num_filters: int = 32
@@ -71,7 +86,8 @@ class ConvTrunk(nn.Module):
 
 
 class Projection(nn.Module):
-    """CURL's encoder head: ``tanh(LayerNorm(Linear(h)))`` (``output_logits=False``)."""
+    """The encoder head: ``tanh(LayerNorm(Linear(h)))``. The tanh follows the original CQL-CURL
+    code and DrQ-v2; CURL's actor and critic (``output_logits=True``) stop at the LayerNorm."""
 
     def __init__(self, repr_dim: int, feature_dim: int) -> None:
         super().__init__()

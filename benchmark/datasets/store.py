@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.datasets.policies import RETURNS_FILE
-from benchmark.datasets.recipes import DIGEST_KEYS, RecipeError, load_recipes
+from benchmark.datasets.recipes import DIGEST_KEYS, RecipeError, load_recipes, repo_relative
 
 METADATA_KEY = "vorb_build"  # our build record inside Minari's metadata.json
 STAGING_DIR = ".vorb-staging"  # hidden: Minari's listing skips dot folders
@@ -106,7 +106,7 @@ def reference_scores(time_limit_s: float = FULL_EPISODE_S) -> tuple[float, float
     if RETURNS_FILE.is_file():
         returns = json.loads(RETURNS_FILE.read_text())
         low, high = float(returns["random"]["mean"]), float(returns["expert"]["mean"])
-        source = str(RETURNS_FILE)
+        source = repo_relative(RETURNS_FILE)
     else:
         # Without measured returns, walker's return bounds (reward in [0, 1] per control step,
         # 1,000 steps): minari would otherwise estimate the minimum by rendering random episodes.

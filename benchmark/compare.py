@@ -1,0 +1,316 @@
+"""``python -m benchmark.compare --results USER --reference REF``: a user's baselines against a
+reference run, with intervals, the probability of improvement and a verdict per dataset.
+
+For each baseline of the user's results and each dataset it shares with the reference, on final
+normalised scores (the last evaluation of each run): the IQM of each side with its 95%
+stratified bootstrap interval (seeds are runs; the two sides may have different numbers of
+seeds), the probability that the user's baseline improves on each reference baseline, P(X > Y)
+with its 95% interval (Agarwal et al. 2021, rliable), and a verdict at 95%: ``better`` when the
+interval of P(X > Y) lies above 1/2, ``worse`` below, ``within`` otherwise. The same over all
+shared datasets together (the aggregate). Statistics: :mod:`benchmark.stats`.
+
+The two sides must have run the same protocol: the profile, the updates and the evaluation
+interval each cell ran, the evaluation episodes and their length, the datasets' ids and sizes and
+the observation kind (when the results record one). A difference is refused, naming the field
+(exit 2), unless ``--allow-mismatch``, which compares anyway and says so above and below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.results import Selection, select_cells
+from benchmark.stats import (
+    BOOTSTRAP_REPS,
+    BOOTSTRAP_SEED,
+    Interval,
+    algo_datasets,
+    iqm_intervals,
+    probability_of_improvement,
+    score_matrix,
+)
+
+EXIT_USAGE = 2  # bad arguments, no shared datasets, or a protocol mismatch (nothing compared)
+AGGREGATE = "aggregate"
+CONFIDENCE_HALF = 0.5  # P(X > Y) = 1/2: neither side better
+# Protocol fields, in the order they are checked and named.
+PROTOCOL_FIELDS = (
+    "profile",
+    "updates",
+    "eval_interval",
+    "eval_episodes",
+    "episode_time_limit_s",
+    "dataset_transitions",
+    "dataset_id",
+    "obs_kind",
+)
+
+
+class ProtocolMismatch(ValueError):
+    """Two sets of results were not made with the same protocol; the message names the field."""
+
+
+# -- protocol ----------------------------------------------------------------------------------
+def cell_protocol(meta: dict[str, Any], per_cell: bool = True) -> dict[str, Any]:
+    """A cell's protocol from its ``meta.json``. ``per_cell``: the updates and evaluation
+    interval this cell ran (a profile may give a baseline its own count); otherwise the
+    profile's own. ``obs_kind`` only when the metadata records one."""
+    setup, algo = meta["setup"], meta["cell"]["algo"]
+    profile, evaluation = setup["profile"], setup["evaluation"]
+    updates = profile["updates"]
+    own = dict(profile.get("algo_updates") or {}).get(algo, updates) if per_cell else updates
+    record = {
+        "profile": profile["name"],
+        "updates": own,
+        "eval_interval": max(1, profile["eval_interval"] * own // updates),
+        "eval_episodes": evaluation["episodes"],
+        "episode_time_limit_s": evaluation["time_limit_s"],
+        "dataset_transitions": profile.get("dataset_transitions"),
+        "dataset_id": setup.get("dataset_id"),
+    }
+    obs_kind = setup.get("observation", setup.get("obs_kind", meta.get("obs_kind")))
+    if obs_kind is not None:
+        record["obs_kind"] = obs_kind
+    return record
+
+
+def protocol_mismatches(
+    mine: Sequence[dict[str, Any]],
+    theirs: Sequence[dict[str, Any]],
+    labels: tuple[str, str],
+    per_cell: bool = True,
+) -> list[str]:
+    """Every field whose values differ between two groups of cells' metadata, per dataset (the
+    cells of each dataset against the other side's cells of the same dataset)."""
+    problems = []
+    for dataset in sorted({m["cell"]["dataset"] for m in mine}):
+        own = [cell_protocol(m, per_cell) for m in mine if m["cell"]["dataset"] == dataset]
+        other = [cell_protocol(m, per_cell) for m in theirs if m["cell"]["dataset"] == dataset]
+        if not other:
+            continue  # not shared: nothing is compared on it
+        for name in PROTOCOL_FIELDS:
+            a, b = _values(own, name), _values(other, name)
+            if a != b:
+                problems.append(
+                    f"{name} differs on {dataset}: {labels[0]} {_show(a)}, {labels[1]} {_show(b)}"
+                )
+    return problems
+
+
+def _values(records: list[dict[str, Any]], name: str) -> frozenset[str]:
+    return frozenset(repr(record.get(name)) for record in records)
+
+
+def _show(values: frozenset[str]) -> str:
+    return " / ".join(sorted(values))
+
+
+def metas_of(selection: Selection, profile: str, algo: str) -> list[dict[str, Any]]:
+    """The ``meta.json`` records of one baseline's chosen cells of one profile."""
+    records = [selection.meta.get(folder) for folder in selection.folders_of(profile)]
+    return [m for m in records if m is not None and m["cell"]["algo"] == algo]
+
+
+# -- statistics --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Comparison:
+    """One user baseline against one reference baseline on one dataset (or the aggregate)."""
+
+    algo: str
+    reference_algo: str
+    dataset: str
+    runs: int
+    reference_runs: int
+    score: Interval  # IQM of final scores, 95% interval
+    reference_score: Interval
+    improvement: Interval  # P(algo > reference_algo)
+
+    @property
+    def verdict(self) -> str:
+        """At 95%: the interval of P(X > Y) above 1/2, below it, or containing it."""
+        if self.improvement.low > CONFIDENCE_HALF:
+            return "better"
+        if self.improvement.high < CONFIDENCE_HALF:
+            return "worse"
+        return "within"
+
+
+def compare_pair(
+    user_runs: pd.DataFrame, ref_runs: pd.DataFrame, algo: str, ref_algo: str
+) -> list[Comparison]:
+    """Per shared dataset and over all of them: intervals each side, P(improvement)."""
+    shared = sorted(set(algo_datasets(user_runs, algo)) & set(algo_datasets(ref_runs, ref_algo)))
+    if not shared:
+        return []
+    rows = []
+    for dataset in [*shared, AGGREGATE]:
+        tasks = shared if dataset == AGGREGATE else [dataset]
+        x = score_matrix(user_runs, algo, "final", tasks)
+        y = score_matrix(ref_runs, ref_algo, "final", tasks)
+        if x.size == 0 or y.size == 0:
+            continue  # no seed ran every dataset of the aggregate
+        intervals = iqm_intervals({"x": x, "y": y})
+        rows.append(
+            Comparison(
+                algo,
+                ref_algo,
+                dataset,
+                x.shape[0],
+                y.shape[0],
+                intervals["x"],
+                intervals["y"],
+                probability_of_improvement(x, y),
+            )
+        )
+    return rows
+
+
+def comparison_table(comparisons: Sequence[Comparison]) -> str:
+    header = ["baseline", "reference", "dataset", "runs", "score IQM [95% CI]"]
+    header += ["reference runs", "reference IQM [95% CI]", "P(improvement) [95% CI]", "verdict"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for c in comparisons:
+        pi = f"{c.improvement.point:.2f} [{c.improvement.low:.2f}, {c.improvement.high:.2f}]"
+        cells = [c.algo, c.reference_algo, c.dataset, str(c.runs), str(c.score)]
+        cells += [str(c.reference_runs), str(c.reference_score), pi, f"**{c.verdict}**"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- the command -------------------------------------------------------------------------------
+def _side(folders: Sequence[str], profile: str | None, what: str) -> tuple[Selection, str]:
+    from benchmark.report import choose_profile, existing_folders
+
+    selection = select_cells(existing_folders(folders))
+    if selection.problems:
+        raise ValueError(f"{what}: cannot read {selection.problems[0]}")
+    try:
+        name = choose_profile(selection.evals, profile)
+    except ValueError as error:
+        raise ValueError(f"{what} ({', '.join(folders)}): {error}") from None
+    return selection, name
+
+
+def _chosen(present: Sequence[str], wanted: str | None, what: str) -> list[str]:
+    if wanted is None:
+        return list(present)
+    names = [name.strip() for name in wanted.split(",") if name.strip()]
+    unknown = [name for name in names if name not in present]
+    if unknown:
+        raise ValueError(
+            f"{what}: no results of {', '.join(unknown)}; present: {', '.join(present)}"
+        )
+    return names
+
+
+def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str]]:
+    """The comparisons the command prints and the protocol mismatches found (raises
+    :class:`ProtocolMismatch` on any unless ``allow_mismatch``)."""
+    from benchmark.report import per_run_scores
+
+    user, user_profile = _side(args.results, args.profile, "--results")
+    ref, ref_profile = _side(args.reference, args.profile or user_profile, "--reference")
+    user_runs = per_run_scores(user.evals[user.evals["profile"] == user_profile])
+    ref_runs = per_run_scores(ref.evals[ref.evals["profile"] == ref_profile])
+    algos = _chosen(sorted(user_runs["algo"].unique()), args.algos, "--algos")
+    against = _chosen(sorted(ref_runs["algo"].unique()), args.against, "--against")
+    comparisons, problems = [], []
+    if user_profile != ref_profile:
+        problems.append(f"profile differs: --results {user_profile!r}, --reference {ref_profile!r}")
+    for algo in algos:
+        for ref_algo in against:
+            pair = compare_pair(user_runs, ref_runs, algo, ref_algo)
+            if not pair:
+                continue
+            problems += protocol_mismatches(
+                metas_of(user, user_profile, algo),
+                metas_of(ref, ref_profile, ref_algo),
+                (algo, f"reference {ref_algo}"),
+            )
+            comparisons += pair
+    if not comparisons:
+        raise ValueError(
+            f"nothing to compare: {', '.join(algos)} and the reference's {', '.join(against)} "
+            "share no dataset"
+        )
+    problems = list(dict.fromkeys(problems))
+    if problems and not args.allow_mismatch:
+        raise ProtocolMismatch(
+            "protocol mismatch, nothing compared (--allow-mismatch compares anyway):\n  "
+            + "\n  ".join(problems)
+        )
+    return comparisons, problems
+
+
+def render(comparisons: Sequence[Comparison], problems: Sequence[str], args: Any) -> str:
+    warning = [
+        "!! PROTOCOL MISMATCH: these numbers were not made with the same protocol "
+        "(--allow-mismatch):",
+        *(f"!!   {problem}" for problem in problems),
+    ]
+    lines = [*(warning if problems else []), ""]
+    lines += [
+        f"# {', '.join(args.results)} against the reference {', '.join(args.reference)}",
+        "",
+        "Final normalised scores (last evaluation of each run). IQM with 95% stratified "
+        f"bootstrap intervals, P(improvement) = P(baseline > reference) (rliable, {BOOTSTRAP_REPS} "
+        f"resamples, seed {BOOTSTRAP_SEED}); verdict at 95%: better / worse when the interval of "
+        "P(improvement) lies above / below 0.5, within otherwise.",
+        "",
+        comparison_table(comparisons),
+    ]
+    return "\n".join([*lines, *(["", *warning] if problems else [])]) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--results", nargs="+", required=True, help="the user's results folder(s)")
+    parser.add_argument(
+        "--reference",
+        nargs="+",
+        required=True,
+        help="reference results folder(s): results/reference, a demo's, any run",
+    )
+    parser.add_argument("--algos", default=None, help="the user's baselines (default: all)")
+    parser.add_argument("--against", default=None, help="reference baselines (default: all)")
+    parser.add_argument("--profile", default=None, help="default: the largest profile present")
+    parser.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="compare even when the protocols differ (reported above and below the table)",
+    )
+    parser.add_argument("--out", default=None, help="also write the comparison to this file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        comparisons, problems = compare(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    text = render(comparisons, problems, args)
+    print(text, end="")
+    if problems:
+        print("\n".join(["PROTOCOL MISMATCH (--allow-mismatch):", *problems]), file=sys.stderr)
+    if args.out:
+        from benchmark.atomic import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
