@@ -306,6 +306,17 @@ def test_train_behaviour_refuses_a_schedule_off_the_episode_ends(tmp_path: Path)
         BehaviourTrainer(behaviour_sac_config(), plan, 0, tmp_path, "test")
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [(["--set", "batch_size=0"], "batch_size=0"), (["--max-minutes", "0"], "max_minutes=0.0")],
+)
+def test_train_behaviour_refuses_out_of_range_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], expected: str
+) -> None:
+    assert datasets_main(["train-behaviour", "--out", str(tmp_path), *option]) == 2
+    assert expected in capsys.readouterr().err
+
+
 def test_train_behaviour_names_the_valid_sac_fields(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -45,6 +45,7 @@ from benchmark.datasets.policies import (
     save_checkpoint,
 )
 from benchmark.envs import STATE_ENV_ID
+from benchmark.ranges import Count, Positive, check
 
 if TYPE_CHECKING:  # baselines import torch: only when training
     from baselines.sac_curl import SACStateConfig
@@ -90,19 +91,19 @@ class BehaviourTraining:
     """How long a run trains and how it picks checkpoints (the SAC itself:
     :func:`behaviour_sac_config`)."""
 
-    max_agent_steps: int = 300_000
+    max_agent_steps: Count = 300_000
     """Step cap of a run, in agent steps (each is 2 env steps: the env's action repeat)."""
-    eval_every: int = 5_000
+    eval_every: Count = 5_000
     """Agent steps between evaluations (10 training episodes); a multiple of the episode."""
-    snapshot_every: int = 1_000
+    snapshot_every: Count = 1_000
     """Agent steps between actor snapshots kept since the last evaluation: when an evaluation
     jumps over the medium band, these are evaluated in order to find the first one inside it."""
-    max_minutes: float = 70.0
+    max_minutes: Positive = 70.0
     """Wall-clock cap of a run; the best checkpoint so far is saved as expert when it is hit."""
-    num_threads: int = 1
+    num_threads: Count = 1
     """torch CPU threads (measured with the previous trainer: 2 threads give 187 vs 113 updates/s
     on an idle 2-core CPU, but ~25 when other processes load it; 1 thread degrades gently)."""
-    time_limit_s: float = 25.0
+    time_limit_s: Positive = 25.0
     """Episode length in seconds (dm_control walker's default 25 s = 500 agent steps; shorter
     in tests). Evaluations use the same length."""
     medium_band: tuple[float, float] = (400.0, 550.0)
@@ -233,6 +234,8 @@ class BehaviourTrainer:
         from baselines.common.training import make_trainer
         from benchmark import registry
 
+        check(sac, "train-behaviour: the SAC config")
+        check(plan, "train-behaviour")
         self.sac, self.plan, self.seed, self.out, self.command = sac, plan, seed, out, command
         torch.set_num_threads(plan.num_threads)
         self.recorder = EpisodeRecorder(make_state_env(plan.time_limit_s))
