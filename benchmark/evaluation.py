@@ -182,7 +182,7 @@ def dataset_references(dataset: Any) -> ReferenceScores | None:
 def _returns_file_references() -> ReferenceScores | None:
     """Random and expert returns measured with the behaviour policies (full-length episodes)."""
     try:
-        from benchmark.behaviour import RETURNS_FILE, load_reference_returns
+        from benchmark.datasets.policies import RETURNS_FILE, load_reference_returns
         from benchmark.datasets.recipes import repo_relative
 
         returns = load_reference_returns()

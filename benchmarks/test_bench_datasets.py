@@ -55,9 +55,9 @@ def _raw_env_rate(steps: int) -> float:
 
 
 def test_build_throughput_vs_raw_env(benchmark: Any, root: Path) -> None:
-    # Steady state, as in a 100,000-transition build: the one-off imports (torch, through the
-    # behaviour module) are paid before timing, as the raw env's start-up is.
-    importlib.import_module("benchmark.behaviour")  # not `import`: it would shadow the fixture
+    # Steady state, as in a 100,000-transition build: the one-off imports (torch, above, and the
+    # behaviour policies' module) are paid before timing, as the raw env's start-up is.
+    importlib.import_module("benchmark.datasets.policies")  # `import` would shadow the fixture
 
     raw = _raw_env_rate(TRANSITIONS)
     counter = iter(range(100))

@@ -260,7 +260,7 @@ def _need_checkpoints() -> None:
     for name in ("medium", "expert"):
         path = REPO / "datasets" / "policies" / f"{name}.pt"
         if not path.is_file():
-            pytest.skip(f"behaviour checkpoint {path} absent (benchmark.behaviour train writes it)")
+            pytest.skip(f"behaviour checkpoint {path} absent (train-behaviour writes it)")
 
 
 def _build_tiny_medium_expert(target: str) -> None:
@@ -287,15 +287,20 @@ def _build_tiny_medium_expert(target: str) -> None:
 def test_policy_and_concat_code_paths_with_untrained_actors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    behaviour = pytest.importorskip("benchmark.behaviour")
+    torch = pytest.importorskip("torch")
+    from baselines.sac_curl import SACCURLAgent
+    from benchmark.datasets.policies import save_checkpoint
+    from benchmark.datasets.train_behaviour import behaviour_sac_config
+
     recipes_dir = tmp_path / "recipes"
     recipes_dir.mkdir()
+    config = behaviour_sac_config()
     for seed, name in enumerate(("medium", "expert")):
-        torch = pytest.importorskip("torch")
         torch.manual_seed(seed)
-        cfg = behaviour.SACConfig()
-        actor = behaviour.Actor(24, 6, cfg)
-        behaviour.save_checkpoint(tmp_path / f"{name}.pt", actor.state_dict(), cfg, 24, 6, {})
+        actor = SACCURLAgent(config, (24,), 6, "cpu").actor
+        save_checkpoint(
+            tmp_path / f"{name}.pt", actor.state_dict(), dataclasses.asdict(config), 24, 6, {}
+        )
     for name in ("medium", "expert", "medium-expert"):
         text = (REPO / "datasets" / f"walker-walk-{name}.toml").read_text()
         text = text.replace("datasets/policies/", f"{tmp_path}/")

@@ -1,9 +1,11 @@
 """``python -m benchmark.datasets``: list, build, verify, re-render, download, publish, card and
-export datasets."""
+export datasets, and train the behaviour policies that collect them."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shlex
 import shutil
 import sys
 import warnings
@@ -145,6 +147,71 @@ def cmd_rerender(args: argparse.Namespace) -> None:
     print(f"{dataset.id}: {stats}")
 
 
+def cmd_train_behaviour(args: argparse.Namespace) -> None:
+    import json
+
+    from benchmark.datasets.train_behaviour import (
+        POLICY_FILES,
+        BehaviourTrainer,
+        BehaviourTraining,
+        behaviour_sac_config,
+    )
+    from benchmark.overrides import OverrideError, parse_value, settable_fields
+
+    sac_fields = settable_fields(type(behaviour_sac_config()))
+    changes = {}
+    for item in args.set:
+        name, _, text = item.partition("=")
+        if name not in sac_fields:
+            raise OverrideError(
+                f"--set: unknown SAC field {name!r}; valid fields: {', '.join(sorted(sac_fields))}"
+            )
+        changes[name] = parse_value(name, text, sac_fields[name])
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(BehaviourTraining)}
+    plan = BehaviourTraining(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    )
+    written = [args.out / name for name in POLICY_FILES if (args.out / name).exists()]
+    if written and not args.force:
+        raise FileExistsError(
+            f"{args.out} already holds {', '.join(p.name for p in written)} (the datasets' recipes "
+            "are made from the committed ones): choose another --out, or --force to replace them"
+        )
+    command = shlex.join(["python", "-m", "benchmark.datasets", *args.argv])
+    trainer = BehaviourTrainer(behaviour_sac_config(**changes), plan, args.seed, args.out, command)
+    summary = trainer.run()
+    print(json.dumps({k: v.get("mean") for k, v in summary.items() if "mean" in v}))
+
+
+def _train_behaviour_parser(commands: argparse._SubParsersAction) -> None:
+    """Options generated from :class:`BehaviourTraining`, so ``--help`` documents them."""
+    from benchmark.datasets.policies import POLICY_DIR
+    from benchmark.datasets.train_behaviour import BehaviourTraining
+
+    train = commands.add_parser(
+        "train-behaviour", help="train the state SAC and save medium/expert behaviour policies"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, default=POLICY_DIR, help="default: %(default)s")
+    for field in dataclasses.fields(BehaviourTraining):
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, tuple):
+            train.add_argument(
+                flag, type=float, nargs=2, default=field.default, metavar=("LOW", "HIGH")
+            )
+        else:
+            train.add_argument(flag, type=type(field.default), default=field.default)
+    train.add_argument("--force", action="store_true", help="replace policies already in --out")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a field of the state SAC config (default: the committed policies' values)",
+    )
+    train.set_defaults(run=cmd_train_behaviour)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m benchmark.datasets", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -196,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(run=cmd_export)
     _rerender_parser(commands)
+    _train_behaviour_parser(commands)
     return main
 
 
@@ -217,6 +285,7 @@ def _rerender_parser(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by train-behaviour
     warnings.filterwarnings("ignore", message=".*author_email.*")
     try:
         return int(args.run(args) or 0)

@@ -159,7 +159,7 @@ def _policy_tasks(plan: BuildPlan) -> Iterator[EpisodeTask]:
     if recipe.source.kind == "policy" and not recipe.source.checkpoint.is_file():
         raise DatasetError(
             f"behaviour policy checkpoint {recipe.source.checkpoint} is missing: train it with "
-            "`python -m benchmark.behaviour train --seed 0 --out datasets/policies`"
+            "`python -m benchmark.datasets train-behaviour --seed 0 --out datasets/policies`"
         )
     for index in range(math.ceil(plan.transitions / steps)):
         reset_seed, action_seed = episode_seeds(recipe.data_seed, index)
@@ -179,7 +179,10 @@ def _policy_tasks(plan: BuildPlan) -> Iterator[EpisodeTask]:
 def _replay_tasks(plan: BuildPlan) -> Iterator[EpisodeTask]:
     path = plan.recipe.source.replay
     if not path.is_file():
-        raise DatasetError(f"replay file {path} is missing (written by benchmark.behaviour train)")
+        raise DatasetError(
+            f"replay file {path} is missing: "
+            "`python -m benchmark.datasets train-behaviour` writes it"
+        )
     with np.load(path) as replay:
         seeds, lengths, actions = (
             replay[k] for k in ("episode_seeds", "episode_lengths", "actions")

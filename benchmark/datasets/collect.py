@@ -70,12 +70,12 @@ def _env(time_limit_s: float, pixels: bool) -> Any:
 def _actor(task: EpisodeTask) -> Any:
     """A function ``(state, rng) -> action`` for the task's source."""
     if task.kind == "random":
-        from benchmark.behaviour import random_policy_action
+        from benchmark.datasets.policies import random_policy_action
 
         return lambda state, rng: random_policy_action(rng)
     if task.kind == "policy":
         if task.checkpoint not in _POLICIES:
-            from benchmark.behaviour import BehaviourPolicy
+            from benchmark.datasets.policies import BehaviourPolicy
 
             _POLICIES[task.checkpoint] = BehaviourPolicy.load(task.checkpoint)
         policy = _POLICIES[task.checkpoint]

@@ -10,17 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.datasets.recipes import (
-    DIGEST_KEYS,
-    REPO_ROOT,
-    RecipeError,
-    load_recipes,
-    repo_relative,
-)
+from benchmark.datasets.policies import RETURNS_FILE
+from benchmark.datasets.recipes import DIGEST_KEYS, RecipeError, load_recipes, repo_relative
 
 METADATA_KEY = "vorb_build"  # our build record inside Minari's metadata.json
 STAGING_DIR = ".vorb-staging"  # hidden: Minari's listing skips dot folders
-RETURNS_FILE = REPO_ROOT / "datasets" / "policies" / "returns.json"
 # dtypes the digests are taken in, so a digest does not depend on how a backend widened a column.
 DIGEST_DTYPES = {
     "actions": np.float32,

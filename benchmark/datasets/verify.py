@@ -53,15 +53,29 @@ class VerifyReport:
         ]
 
 
+def _recipe_of(dataset_id: str, record: dict[str, Any]) -> Any:
+    """The recipe whose digests ``dataset_id`` must match: its own, or for a full-size
+    state-only copy (``vorb-state/...``) the recipe it copies; else None."""
+    from benchmark.datasets.build import state_dataset_id
+
+    for candidate in (dataset_id, record.get("recipe")):
+        try:
+            recipe = get_recipe(candidate) if candidate else None
+        except RecipeError:
+            continue
+        if recipe is not None and dataset_id in (candidate, state_dataset_id(candidate)):
+            return recipe
+    return None
+
+
 def expected_digests(dataset_id: str, dataset: Any) -> tuple[dict[str, str], str]:
-    """The recipe's committed digests for a recipe id, else the build record's own."""
-    try:
-        recipe = get_recipe(dataset_id)
-    except RecipeError:
-        recipe = None
+    """The recipe's committed digests for a recipe id or its full-size state-only copy, else
+    the build record's own."""
+    record = build_record(dataset)
+    recipe = _recipe_of(dataset_id, record)
     if recipe is not None and recipe.digests:
         return recipe.digests, recipe.path.name
-    digests = build_record(dataset).get("digests")
+    digests = record.get("digests")
     if not digests:
         raise DatasetError(
             f"{dataset_id}: no digests to verify against (no recipe digests, no build record)"
@@ -81,6 +95,8 @@ def _scan(
         for episode in dataset.iterate_episodes():
             arrays = episode_arrays(episode)
             digester.update(arrays)
+            if arrays["pixels"] is None:  # a state-only dataset: no frames to re-render
+                continue
             for position in range(len(arrays["pixels"])):
                 if offset + position in chosen:
                     pairs.append((arrays["physics"][position], arrays["pixels"][position]))
@@ -132,6 +148,8 @@ def verify_dataset(dataset_id: str, sample: int = SAMPLE_FRAMES, seed: int = 0) 
     expected, reference = expected_digests(dataset_id, dataset)
     actual, pairs = _scan(dataset, sample, seed)
     checks = [_digest_check(key, actual[key], expected.get(key)) for key in EXACT_KEYS]
+    if "pixels" not in actual:  # a state-only dataset holds no frames
+        return VerifyReport(dataset_id, reference, tuple(checks))
     bit_exact = actual["pixels"] == expected.get("pixels")
     checks.append(
         Check("pixels digest", True, "bit-exact" if bit_exact else "differs (checked by re-render)")
