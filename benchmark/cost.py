@@ -31,10 +31,16 @@ def agent_steps_per_episode(profile: Profile) -> int:
     return round(profile.episode_time_limit_s / FULL_EPISODE_S * 500)
 
 
-def cell_cost(profile: Profile, algo: str, config: Any, online: bool) -> CellCost:
+def cell_cost(
+    profile: Profile, algo: str, config: Any, online: bool, obs_kind: str = "pixels"
+) -> CellCost:
     updates = profile.updates_for(algo)
     evaluations = math.ceil(updates / profile.eval_interval_for(algo))
-    eval_steps = evaluations * profile.eval_episodes * agent_steps_per_episode(profile)
+    if obs_kind == "state":  # the state walker renders nothing
+        return CellCost(updates, evaluations, 0, 0)
+    eval_steps = (
+        evaluations * profile.eval_episodes_for(obs_kind) * agent_steps_per_episode(profile)
+    )
     env_steps = updates + getattr(config, "initial_random_steps", 0) if online else 0
     return CellCost(updates, evaluations, eval_steps, env_steps)
 
@@ -47,7 +53,8 @@ def plan_costs(plan: Any) -> list[tuple[Any, CellCost]]:
     for cell in plan.cells:
         spec = registry.get(cell.algo)
         config = plan.overrides.config_for(spec, plan.profile)
-        costs.append((cell, cell_cost(plan.profile, cell.algo, config, not spec.offline)))
+        cost = cell_cost(plan.profile, cell.algo, config, not spec.offline, spec.obs_kind)
+        costs.append((cell, cost))
     return costs
 
 

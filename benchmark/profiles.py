@@ -43,6 +43,8 @@ class Profile:
     precision: ``fp32``, ``bf16`` (autocast, for the baselines that have it) or ``auto`` (bf16
         only where it measures faster on this machine, decided once per run:
         :mod:`benchmark.precision`); each cell records the one it trained in.
+    state_eval_episodes: episodes per evaluation of state cells, when it differs from
+        ``eval_episodes`` (state episodes render nothing and cost a twentieth of a pixel one).
     """
 
     name: str
@@ -57,6 +59,15 @@ class Profile:
     config_overrides: tuple[tuple[str, Any], ...] = ()
     algo_updates: tuple[tuple[str, int], ...] = ()
     precision: Precision = FP32
+    state_eval_episodes: Annotated[int | None, Range(low=1)] = None
+
+    def eval_episodes_for(self, obs_kind: str) -> int:
+        """Episodes per evaluation of a cell of that observation kind: ``state_eval_episodes``
+        for state cells when set (state episodes render nothing: 10 cost what 1 pixel
+        episode does), else ``eval_episodes``."""
+        if obs_kind == "state" and self.state_eval_episodes is not None:
+            return self.state_eval_episodes
+        return self.eval_episodes
 
     def updates_for(self, algo: str) -> int:
         """Gradient updates of a cell of baseline ``algo`` (``updates`` unless overridden)."""
@@ -138,33 +149,42 @@ PROFILES: dict[str, Profile] = {
             ),
         ),
         Profile(
-            # The README's demonstration: under 20 min on an idle 2-core CPU from a fresh clone,
-            # set-up included, with BC visibly learning. Measured on an idle machine, one thread:
-            # a BC update at batch 256 takes 1.42 s in fp32 and 0.59 s under bf16 autocast (this
-            # CPU has AVX512-BF16); at batch 128, 0.52 s / 0.25 s. BC needs about 256k samples
-            # (docs/sources.md: 1,000 updates at 256 reached 42.8); at batch 128 it swung between
-            # evaluations (-1.5/2.9/31.1/1.4 and -0.6/25.8/20.8/13.7 at 250/500/750/1,000). So:
-            # batch 256, bf16, 900 updates (~9 min a seed, both seeds side by side). A 500-step
-            # evaluation episode takes 13 s alone, ~18 s with two workers (software rendering);
-            # the actor-critics need 10^5-10^6 updates: 6 show that they run, no more. 10,000
-            # expert transitions take ~3 min to build.
+            # The README's demonstration: at most 20 min from a fresh clone on any 2-core CPU,
+            # set-up included, with or without native bf16. Measured costs (one torch thread,
+            # idle machine; docs/sources.md, "This project's measurements"): pixel BC at batch
+            # 128 takes 0.52 s an update in fp32 (0.25 s under bf16 autocast where that is
+            # faster), a rendered 500-step evaluation episode ~13 s; on states a BC update takes
+            # 2.5 ms, TD3+BC 10 ms, SAC 14 ms, CQL ~0.3 s, and an evaluation episode 0.7 s. So the
+            # state baselines carry the learning story (thousands of updates, 10 evaluation
+            # episodes: intervals that exclude the random policy's 0), and the pixel baselines
+            # run at the scale that shows the pipeline and the pixel-state gap: pixel BC 300
+            # updates, the pixel actor-critics 6 (they need 10^5-10^6), one pixel episode an
+            # evaluation. 10,000 expert transitions take ~3 min to render.
             name="demo",
             updates=6,
-            eval_interval=2,  # three evaluations per cell (BC: every 300 of its 900 updates)
-            eval_episodes=1,  # evaluation episodes are the cost that grows with cells
+            eval_interval=3,  # two evaluations per cell, at half and at the end of its run
+            eval_episodes=1,  # a rendered pixel episode costs ~13 s
             episode_time_limit_s=FULL_EPISODE_S,  # full episodes: the normalised scale holds
             dataset_transitions=10_000,  # 20 expert episodes
             dataset_namespace="vorb-demo-10k",  # size in the id: an older copy never loads
             datasets=(EXPERT,),
             seeds=2,
             config_overrides=(
-                ("batch_size", 256),
+                ("batch_size", 128),  # pixel BC at 256 costs 1.4 s an update in fp32
                 ("initial_random_steps", 100),
                 ("replay_capacity", 10_000),
             ),
-            algo_updates=(("bc", 900),),
+            algo_updates=(
+                ("bc", 300),
+                ("bc-state", 2_000),
+                ("td3bc-state", 4_000),
+                ("sac-state-offline", 4_000),
+                ("cql-state", 60),
+                ("sac-state-online", 2_000),
+            ),
             # bf16 autocast: BC 2.4x faster on an AVX512-BF16 CPU, 2.3x slower on one without
             precision=AUTO,
+            state_eval_episodes=10,  # 7 s an evaluation on states
         ),
         Profile(
             name="full",

@@ -320,7 +320,9 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     profile = task.overrides.profile_named(cell.profile)
     spec = registry.get(cell.algo)
     config = task.config(spec, profile)
-    protocol = Protocol.for_kind(spec.obs_kind, profile.eval_episodes, profile.episode_time_limit_s)
+    protocol = Protocol.for_kind(
+        spec.obs_kind, profile.eval_episodes_for(spec.obs_kind), profile.episode_time_limit_s
+    )
     normalizer = None
     if spec.offline:
         dataset = minari.load_dataset(task.dataset_id)

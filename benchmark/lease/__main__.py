@@ -33,13 +33,17 @@ PY = sys.executable
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark.lease", description=__doc__)
     parser.add_argument("--out", required=True, help="the folder handed back (at most 8 files)")
-    parser.add_argument("--work", required=True, help="datasets, runs and checkpoints (not handed back)")
+    parser.add_argument(
+        "--work", required=True, help="datasets, runs and checkpoints (not handed back)"
+    )
     parser.add_argument("--budget", default="9m", help="the whole slot's time (default 9m)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--scale", choices=list(SCALES), default="full")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per cell group (default 3)")
     parser.add_argument("--reference", default="results/reference", help="cells already done")
-    parser.add_argument("--workers", type=int, default=None, help="default: one per core, at most 16")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="default: one per core, at most 16"
+    )
     parser.add_argument("--started", type=float, default=None, help="slot start (time.time())")
     parser.add_argument("--install-status", default="skipped")
     parser.add_argument("--install-seconds", type=float, default=0.0)
@@ -116,26 +120,55 @@ class Slot:
     # -- the stages ----------------------------------------------------------------------------
     def install(self) -> None:
         a = self.args
-        self.record.add(StageResult("install", a.install_status, a.install_seconds, a.install_detail))
+        self.record.add(
+            StageResult("install", a.install_status, a.install_seconds, a.install_detail)
+        )
 
     def datasets(self) -> None:
-        build = [PY, "-m", "benchmark.datasets", "build", self.dataset, "--quiet",
-                 "--workers", str(self.workers)]
+        build = [
+            PY,
+            "-m",
+            "benchmark.datasets",
+            "build",
+            self.dataset,
+            "--quiet",
+            "--workers",
+            str(self.workers),
+        ]
         if self.profile.dataset_transitions is not None:  # small profiles: their own variant
             steps = round(self.profile.episode_time_limit_s / 0.05)  # agent step: 0.05 s
-            build += ["--transitions", str(self.profile.dataset_transitions),
-                      "--episode-steps", str(steps), "--target-id", self.dataset_target()]
+            build += [
+                "--transitions",
+                str(self.profile.dataset_transitions),
+                "--episode-steps",
+                str(steps),
+                "--target-id",
+                self.dataset_target(),
+            ]
         verify = [PY, "-m", "benchmark.datasets", "verify", self.dataset_target()]
         self.record.add(self.run("datasets", [build, verify], self.deadline("datasets")))
 
     def smoke_args(self) -> list[str]:
         # 16 random steps + 8 updates: the online cell crosses an episode boundary (20 steps)
         # after an evaluation, so it too writes a checkpoint to load back.
-        return ["--profile", "smoke", "--algos", ",".join(s.name for s in self.specs),
-                "--datasets", EXPERT,
-                "--set", "updates=8", "--set", "initial_random_steps=16",
-                "--device", self.args.device, "--workers", str(min(self.workers, 5)),
-                "--results", str(self.work / "smoke")]
+        return [
+            "--profile",
+            "smoke",
+            "--algos",
+            ",".join(s.name for s in self.specs),
+            "--datasets",
+            EXPERT,
+            "--set",
+            "updates=8",
+            "--set",
+            "initial_random_steps=16",
+            "--device",
+            self.args.device,
+            "--workers",
+            str(min(self.workers, 5)),
+            "--results",
+            str(self.work / "smoke"),
+        ]
 
     def smoke(self) -> None:
         deadline = self.deadline("smoke")
@@ -143,7 +176,9 @@ class Slot:
         if result.status == "ok":  # a cell's start-up cost on this device, for the plan
             lanes = min(self.workers, 5)
             self.cell_start_s = result.seconds / math.ceil(len(self.specs) / lanes)
-            check = self.run("smoke", [[PY, "-m", "benchmark.lease.smoke", "--", *self.smoke_args()]], deadline)
+            check = self.run(
+                "smoke", [[PY, "-m", "benchmark.lease.smoke", "--", *self.smoke_args()]], deadline
+            )
             result.seconds += check.seconds
             result.commands += check.commands
             result.status, result.detail = check.status, check.detail
@@ -152,9 +187,19 @@ class Slot:
     def speed(self) -> None:
         deadline = self.deadline("speed")
         algos = ",".join(sorted({c.algo for c in self.pending} or {s.name for s in self.specs}))
-        probe = [PY, "-m", "benchmark.lease.probe", "--algos", algos, "--profile",
-                 self.profile.name, "--device", self.args.device, "--out",
-                 str(self.out / "probe.json")]
+        probe = [
+            PY,
+            "-m",
+            "benchmark.lease.probe",
+            "--algos",
+            algos,
+            "--profile",
+            self.profile.name,
+            "--device",
+            self.args.device,
+            "--out",
+            str(self.out / "probe.json"),
+        ]
         if self.record.ok("datasets"):
             probe += ["--dataset", self.dataset_target()]
         if self.cell_start_s is not None:
@@ -189,18 +234,41 @@ class Slot:
             self.record.add(StageResult("cells", "skipped", time.time() - started, detail))
             return
         commands = [
-            [PY, "-m", "benchmark.run", "--profile", self.profile.name, "--algos", ",".join(algos),
-             "--datasets", dataset, "--seeds", seed_list(seeds), "--device",
-             self.args.device, "--workers", str(min(self.workers, len(seeds) * len(algos))),
-             "--set", f"updates={chosen.updates}", "--results", str(self.work / "cells"),
-             "--time-budget", f"{int(self.record.left_s() - EXPORT_RESERVE_S)}s"]
+            [
+                PY,
+                "-m",
+                "benchmark.run",
+                "--profile",
+                self.profile.name,
+                "--algos",
+                ",".join(algos),
+                "--datasets",
+                dataset,
+                "--seeds",
+                seed_list(seeds),
+                "--device",
+                self.args.device,
+                "--workers",
+                str(min(self.workers, len(seeds) * len(algos))),
+                "--set",
+                f"updates={chosen.updates}",
+                "--results",
+                str(self.work / "cells"),
+                "--time-budget",
+                f"{int(self.record.left_s() - EXPORT_RESERVE_S)}s",
+            ]
             for algos, dataset, seeds in chosen.commands()
         ]
         result = self.run("cells", commands[:1], time.time() + available)
         for command in commands[1:]:  # later commands get the budget their turn leaves
             command[-1] = f"{int(self.record.left_s() - EXPORT_RESERVE_S)}s"
-            more = self.run("cells", [command], time.time() + self.record.left_s() - EXPORT_RESERVE_S)
-            result.seconds, result.commands = result.seconds + more.seconds, result.commands + more.commands
+            more = self.run(
+                "cells", [command], time.time() + self.record.left_s() - EXPORT_RESERVE_S
+            )
+            result.seconds, result.commands = (
+                result.seconds + more.seconds,
+                result.commands + more.commands,
+            )
             if more.status != "ok":
                 result.status, result.detail = more.status, more.detail
         self.record.add(result)
@@ -209,8 +277,15 @@ class Slot:
         if not (self.work / "cells" / "runs").is_dir():
             self.record.add(StageResult("export", "skipped", 0.0, "no reference cells ran"))
             return
-        command = [PY, "-m", "benchmark.export_results", "--results", str(self.work / "cells"),
-                   "--out", str(self.out / "results.tar.gz")]
+        command = [
+            PY,
+            "-m",
+            "benchmark.export_results",
+            "--results",
+            str(self.work / "cells"),
+            "--out",
+            str(self.out / "results.tar.gz"),
+        ]
         self.record.add(self.run("export", [command], time.time() + EXPORT_RESERVE_S + 30))
 
     def all(self) -> int:
@@ -229,8 +304,9 @@ def seed_list(seeds: Sequence[int]) -> str:
 
 def _git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None  # the slot's copy of the tree may have no .git
 
@@ -238,8 +314,11 @@ def _git_commit() -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     slot = Slot(args)
-    print(f"[lease] {slot.profile.name} cells pending in this group: "
-          f"{json.dumps([c.label for c in slot.pending])}", flush=True)
+    print(
+        f"[lease] {slot.profile.name} cells pending in this group: "
+        f"{json.dumps([c.label for c in slot.pending])}",
+        flush=True,
+    )
     return slot.all()
 
 

@@ -38,7 +38,9 @@ def merge(slot: str | Path, reference: str | Path) -> Path:
     """Merge ``slot``'s cells into ``reference``; returns the rebuilt leaderboard."""
     slot, reference = Path(slot), Path(reference)
     kept = reference / "slots" / slot_id(slot)
-    with tempfile.TemporaryDirectory(dir=reference.parent if reference.parent.exists() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        dir=reference.parent if reference.parent.exists() else None
+    ) as tmp:
         unpacked = Path(tmp) / "slot"
         if (slot / ARCHIVE).is_file():
             with tarfile.open(slot / ARCHIVE) as archive:

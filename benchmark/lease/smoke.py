@@ -27,8 +27,11 @@ def mismatches(saved: Any, restored: Any, path: str = "") -> list[str]:
     if isinstance(saved, list | tuple):
         if len(saved) != len(restored):
             return [f"{path}: length {len(saved)} != {len(restored)}"]
-        return [m for i, pair in enumerate(zip(saved, restored, strict=True)) for m in
-                mismatches(*pair, f"{path}[{i}]")]
+        return [
+            m
+            for i, pair in enumerate(zip(saved, restored, strict=True))
+            for m in mismatches(*pair, f"{path}[{i}]")
+        ]
     if isinstance(saved, torch.Tensor):
         same = saved.shape == restored.shape and torch.equal(saved.cpu(), restored.cpu())
         return [] if same else [f"{path}: tensor differs"]
@@ -60,8 +63,10 @@ def check_cells(run_args: Sequence[str]) -> list[str]:
         found = mismatches(saved, run.trainer.state_dict())
         run.trainer.step()
         problems += [f"{task.cell.label}: {problem}" for problem in found]
-        print(f"[smoke] {task.cell.label}: checkpoint round trip "
-              f"{'ok' if not found else 'FAILED'}; one update after it ok")
+        print(
+            f"[smoke] {task.cell.label}: checkpoint round trip "
+            f"{'ok' if not found else 'FAILED'}; one update after it ok"
+        )
     return problems
 
 

@@ -60,7 +60,9 @@ def gpu_suite(out: Path, work: Path, deadline: float, env: dict[str, str]) -> St
             merge_benchmarks(out, part)
         if rc != 0:
             result.status = "timeout" if rc is None else "failed"
-            result.detail = f"benchmark of {name}: {'killed at the deadline' if rc is None else f'exit {rc}'}"
+            result.detail = (
+                f"benchmark of {name}: {'killed at the deadline' if rc is None else f'exit {rc}'}"
+            )
             return result
     junit = work / "learn-alike.xml"
     command = _pytest(LEARN_ALIKE, f"--junitxml={junit}")
@@ -74,5 +76,7 @@ def gpu_suite(out: Path, work: Path, deadline: float, env: dict[str, str]) -> St
         atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     if rc != 0:
         result.status = "timeout" if rc is None else "failed"
-        result.detail = f"learn-alike checks: {'killed at the deadline' if rc is None else f'exit {rc}'}"
+        result.detail = (
+            f"learn-alike checks: {'killed at the deadline' if rc is None else f'exit {rc}'}"
+        )
     return result

@@ -45,8 +45,11 @@ class SlotRecord:
 
     def add(self, result: StageResult) -> None:
         self.stages.append(result)
-        print(f"[lease] stage {result.name}: {result.status} in {result.seconds:.1f} s"
-              f"{'; ' + result.detail if result.detail else ''}", flush=True)
+        print(
+            f"[lease] stage {result.name}: {result.status} in {result.seconds:.1f} s"
+            f"{'; ' + result.detail if result.detail else ''}",
+            flush=True,
+        )
         self.write()
 
     def ok(self, name: str) -> bool:
