@@ -38,7 +38,7 @@ register(
 )
 register(
     BaselineSpec(
-        name="bc",
+        name="bc-pixels",
         config="baselines.bc:BCConfig",
         agent="baselines.bc:BCAgent",
         offline=True,

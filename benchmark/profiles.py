@@ -175,7 +175,7 @@ PROFILES: dict[str, Profile] = {
                 ("replay_capacity", 10_000),
             ),
             algo_updates=(
-                ("bc", 300),
+                ("bc-pixels", 300),
                 ("bc-state", 2_000),
                 ("td3bc-state", 4_000),
                 ("sac-state-offline", 4_000),

@@ -25,7 +25,7 @@ BATCH, OBS_SHAPE, ACTION_DIM = 128, (9, 84, 84), 6
 ROUNDS, WARMUP = 6, 2
 MEANS: dict[str, float] = {}
 # One registration per agent class: sac-curl-online trains the same agent as sac-curl-offline.
-NAMES = ["sac-curl-offline", "cql-curl", "bc", "drqbc"]
+NAMES = ["sac-curl-offline", "cql-curl", "bc-pixels", "drqbc"]
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 
 BATCH, OBS_SHAPE, ACTION_DIM = 128, (9, 84, 84), 6
 ROUNDS, WARMUP = 50, 10
-NAMES = ["sac-curl-offline", "cql-curl", "bc", "drqbc"]
+NAMES = ["sac-curl-offline", "cql-curl", "bc-pixels", "drqbc"]
 VARIANTS = ["eager", "compile", "tf32", "bf16"]
 RATES: dict[tuple[str, str], float] = {}
 

@@ -261,7 +261,7 @@ def test_bc_learns_the_controller_on_held_out_transitions(replay: FrameReplay) -
     train_mask[held_out] = False
     train = torch.arange(len(replay))[train_mask]
     torch.manual_seed(0)
-    spec = registry.get("bc")
+    spec = registry.get("bc-pixels")
     config = small_config(spec, batch_size=32, hidden_dim=256, num_filters=16, lr=1e-3)
     agent = spec.agent_class()(config, replay.obs_shape, ACTION_DIM, DEVICE)
     generator = torch.Generator().manual_seed(0)
@@ -355,7 +355,7 @@ def test_bc_under_bf16_autocast_learns_like_fp32() -> None:
     losses = {}
     for amp in (False, True):
         seed_everything(0)
-        spec = registry.get("bc")
+        spec = registry.get("bc-pixels")
         config = dataclasses.replace(spec.default_config(), batch_size=16, amp=amp)
         agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device("cpu"))
         history = [float(agent.update(batches[i % 4])["bc_loss"]) for i in range(40)]

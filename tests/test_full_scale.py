@@ -85,7 +85,7 @@ def test_set_parses_by_the_fields_type() -> None:
 def test_bad_set_items_are_usage_errors(
     item: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    algos = "bc" if "min_q_weight" in item else "cql-curl"
+    algos = "bc-pixels" if "min_q_weight" in item else "cql-curl"
     with pytest.raises(SystemExit) as exit_info:
         run.main(["--plan", "--algos", algos, "--set", item])
     assert exit_info.value.code == run.EXIT_USAGE
@@ -109,7 +109,7 @@ def test_set_is_applied_recorded_and_part_of_the_cells_identity(
     assert setup["overrides"] == {"config": {"actor_lr": 0.002}, "profile": {"updates": 2}}
     # Q diagnostics: finite for a critic, NaN for BC; the discounted return for both.
     sac_rows = table[table["algo"] == "sac-curl-offline"]
-    bc_rows = table[table["algo"] == "bc"]
+    bc_rows = table[table["algo"] == "bc-pixels"]
     assert sac_rows["q_estimate"].map(math.isfinite).all()
     assert bc_rows["q_estimate"].isna().all()
     assert table["discounted_return"].map(math.isfinite).all()
@@ -127,7 +127,7 @@ def test_set_is_applied_recorded_and_part_of_the_cells_identity(
 def test_cuda_without_cuda_is_a_usage_error_naming_what_is_available(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--profile", "smoke", "--algos", "bc", "--results", str(tmp_path / "r")]
+    argv = ["--profile", "smoke", "--algos", "bc-pixels", "--results", str(tmp_path / "r")]
     with pytest.raises(SystemExit) as exit_info:
         run.main([*argv, "--device", "cuda"])
     assert exit_info.value.code == run.EXIT_USAGE
@@ -185,9 +185,9 @@ def test_an_unreadable_checkpoint_fails_its_cell_naming_the_file(
     clock = SteppingClock()
     monkeypatch.setattr(runner, "_now", clock)
     monkeypatch.setattr(run, "budget_reserve", lambda budget: 0.0)
-    argv = smoke_argv(tmp_path / "r", "--algos", "bc")
+    argv = smoke_argv(tmp_path / "r", "--algos", "bc-pixels")
     assert run.main([*argv, "--time-budget", "3"]) == run.EXIT_INCOMPLETE
-    cell = CellPaths.of(tmp_path / "r", Cell("bc", RANDOM, 0, "smoke"))
+    cell = CellPaths.of(tmp_path / "r", Cell("bc-pixels", RANDOM, 0, "smoke"))
     cell.checkpoint.write_bytes(b"not a checkpoint")
     monkeypatch.undo()
     assert run.main(argv) == run.EXIT_FAILED_CELLS
@@ -205,7 +205,7 @@ def test_plan_counts_updates_and_evaluations(capsys: pytest.CaptureFixture[str])
 
 
 def test_plan_probe_estimates_wall_clock(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--plan", "--probe", "--profile", "smoke", "--algos", "bc", "--device", "cpu"]
+    argv = ["--plan", "--probe", "--profile", "smoke", "--algos", "bc-pixels", "--device", "cpu"]
     assert run.main(argv) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("estimate"))
     assert "estimate on cpu with 1 worker(s):" in line and "seconds" in line

@@ -45,7 +45,7 @@ def test_bc_learns_to_walk_from_expert_pixels() -> None:
     )
     references = reference_scores(dataset)
     assert references.source == f"dataset:{TARGET_ID}"
-    spec = registry.get("bc")
+    spec = registry.get("bc-pixels")
     config = dataclasses.replace(spec.default_config(), batch_size=BATCH_SIZE)
     replay = FrameReplay.from_minari(dataset)
     trainer = make_trainer(spec, config, replay, seed=0, device=torch.device("cpu"))

@@ -32,7 +32,7 @@ def test_groups_start_with_the_original_comparison_on_expert() -> None:
         ("cql-curl", EXPERT),
     }
     assert len(first) == 9 and {c.seed for c in first} == {0, 1, 2}
-    assert {c.algo for c in groups[1]} == {"bc", "drqbc"}
+    assert {c.algo for c in groups[1]} == {"bc-pixels", "drqbc"}
     every = [cell for group in groups for cell in group]
     assert len(every) == len(set(every)) == 3 + 4 * 5 * 3  # online once per seed
 

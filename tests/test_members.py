@@ -87,6 +87,6 @@ def test_a_diverged_member_leaves_its_siblings_finite(name: str) -> None:
 
 
 def test_members_need_state_observations() -> None:
-    spec = registry.get("bc")
+    spec = registry.get("bc-pixels")
     with pytest.raises(ValueError, match="need state observations"):
         spec.agent_class()(spec.default_config(), (9, 84, 84), ACTION_DIM, "cpu", 2)

@@ -47,7 +47,7 @@ def write_cell(root: Path, cell: Cell, updates: list[int], level: float, done: b
     return paths.folder
 
 
-def cell(algo: str = "bc", dataset: str = RANDOM, seed: int = 0) -> Cell:
+def cell(algo: str = "bc-pixels", dataset: str = RANDOM, seed: int = 0) -> Cell:
     return Cell(algo, dataset, seed, "demo")
 
 
@@ -87,7 +87,7 @@ def test_same_updates_with_different_numbers_is_an_error_naming_both(
     out = tmp_path / "out"
     assert report.main(["--results", str(a), str(b), "--out", str(out)]) == report.EXIT_USAGE
     error = capsys.readouterr().err
-    assert str(a / "runs" / "demo" / "bc") in error and str(b / "runs" / "demo" / "bc") in error
+    assert str(a / "runs" / "demo" / "bc-pixels") in error and str(b / "runs" / "demo" / "bc-pixels") in error
     assert not out.exists()  # nothing written from conflicting copies
 
 
@@ -184,7 +184,7 @@ def test_export_of_a_real_run_reports_like_the_original(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     results = tmp_path / "results"
-    argv = ["--profile", "smoke", "--algos", "bc", "--results", str(results), "--device", "cpu"]
+    argv = ["--profile", "smoke", "--algos", "bc-pixels", "--results", str(results), "--device", "cpu"]
     assert run.main([*argv, "--workers", "1"]) == 0
     folder = next((results / "runs").rglob("checkpoint.pt")).parent
     (folder / "replay").mkdir()  # a chunk folder such as online cells keep

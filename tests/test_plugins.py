@@ -99,7 +99,7 @@ version = "0.0.1"
 broken-import = "broken_import:Agent"
 no-update = "broken_plugins:NoUpdateAgent"
 mutable-config = "broken_plugins:MutableConfigAgent"
-bc = "broken_plugins:MutableConfigAgent"
+bc-pixels = "broken_plugins:MutableConfigAgent"
 
 [tool.setuptools]
 py-modules = ["broken_plugins", "broken_import"]
@@ -208,7 +208,7 @@ def reference_results(shared: Path, outside: Path) -> Path:
     """The reference: built-in BC and mean-action from ``--algos my_agents:MeanActionAgent``,
     run from the outside folder (so my_agents is importable there, as for a user), one seed."""
     results = shared / "reference-results"
-    args = ["-m", "benchmark.run", "--algos", "bc,my_agents:MeanActionAgent", *SMOKE]
+    args = ["-m", "benchmark.run", "--algos", "bc-pixels,my_agents:MeanActionAgent", *SMOKE]
     done = run([*args, "--results", str(results)], shared / "minari", cwd=outside)
     assert done.returncode == 0, done.stderr[-3000:]
     return results
@@ -250,11 +250,11 @@ def test_template_installed_by_pip_reaches_the_leaderboard_marked_external(
     )
     board = pd.read_csv(out / "leaderboard.csv")
     origin = dict(zip(board["algo"], board["origin"], strict=False))
-    assert origin == {"tiny-bc": "external", "mean-action": "external", "bc": "built-in"}
+    assert origin == {"tiny-bc": "external", "mean-action": "external", "bc-pixels": "built-in"}
     assert (board.loc[board["algo"] == "tiny-bc", "runs"] == 2).all()
     text = (out / "leaderboard.md").read_text()
     assert "| tiny-bc (external) | vorb/walker-walk/random-v0 | 2 |" in text
-    assert "| bc | vorb/walker-walk/random-v0 | 1 |" in text
+    assert "| bc-pixels | pixels | vorb/walker-walk/random-v0 | 1 |" in text
     assert f"| tiny-bc | external | vorb-plugin-template | 0.1.0 | {template[1][:10]} |" in text
     for figure in ("learning_curves_update", "aggregate_iqm", "performance_profile"):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 0
@@ -301,7 +301,7 @@ def broken_target(shared: Path) -> Path:
         ("no-update", "broken_plugins:NoUpdateAgent", "lacks update (the Agent protocol"),
         ("mutable-config", "broken_plugins:MutableConfigAgent",
          "config broken_plugins:MutableConfigAgent.Config is not a frozen dataclass"),
-        ("bc", "broken_plugins:MutableConfigAgent", "the name 'bc' is taken by a built-in"),
+        ("bc-pixels", "broken_plugins:MutableConfigAgent", "the name 'bc-pixels' is taken by a built-in"),
     ],
 )  # fmt: skip
 def test_a_broken_plugin_is_a_usage_error_naming_it(
@@ -338,10 +338,10 @@ def test_broken_references_and_registrations(
             main(["--algos", reference, "--plan", "--profile", "smoke"])
         assert exit_status.value.code == 2
         assert f"--algos {reference}" in (err := capsys.readouterr().err) and problem in err
-    taken = BaselineSpec("bc", "my_agents:MeanConfig", "my_agents:MeanActionAgent", True, "")
+    taken = BaselineSpec("bc-pixels", "my_agents:MeanConfig", "my_agents:MeanActionAgent", True, "")
     with pytest.raises(
         PluginError,
-        match="plugin 'bc' \\(registered by a script\\): the name 'bc' is taken by a built-in",
+        match="plugin 'bc-pixels' \\(registered by a script\\): the name 'bc-pixels' is taken by a built-in",
     ):
         registry.register(taken)
 
@@ -439,7 +439,7 @@ def test_submissions_sit_beside_the_baselines_and_another_protocol_is_refused(
     assert report.main([*args, "--submissions", str(submissions)]) == 0
     board = pd.read_csv(out / "leaderboard.csv")
     origin = dict(zip(board["algo"], board["origin"], strict=False))
-    assert origin["tiny-bc"] == "submission tiny-bc-by-someone" and origin["bc"] == "built-in"
+    assert origin["tiny-bc"] == "submission tiny-bc-by-someone" and origin["bc-pixels"] == "built-in"
     assert "| tiny-bc (submission tiny-bc-by-someone) |" in (out / "leaderboard.md").read_text()
 
     unpack_submission(other_protocol_results, submissions / "two-episodes")

@@ -68,7 +68,7 @@ def test_onednn_isa_cap_turns_the_native_bf16_kernels_off() -> None:
 def test_auto_under_the_isa_cap_is_fp32_without_a_probe() -> None:
     code = (
         "import json; from benchmark import precision, registry\n"
-        "choice = precision.resolve('auto', 'cpu', [registry.get('bc')], 1)\n"
+        "choice = precision.resolve('auto', 'cpu', [registry.get('bc-pixels')], 1)\n"
         "print(json.dumps(choice.to_json()))\n"
     )
     done = subprocess.run(
@@ -89,7 +89,7 @@ def test_auto_under_the_isa_cap_is_fp32_without_a_probe() -> None:
 def test_auto_with_native_bf16_is_decided_by_a_probe_of_both() -> None:
     threads = torch.get_num_threads()
     try:
-        choice = precision.resolve("auto", "cpu", [registry.get("drqbc"), registry.get("bc")], 1)
+        choice = precision.resolve("auto", "cpu", [registry.get("drqbc"), registry.get("bc-pixels")], 1)
     finally:
         torch.set_num_threads(threads)
     assert choice.resolved in (FP32, BF16) and "probe of bc updates" in choice.reason
@@ -98,7 +98,7 @@ def test_auto_with_native_bf16_is_decided_by_a_probe_of_both() -> None:
 
 
 def test_a_precision_asked_for_is_not_probed_and_without_autocast_is_fp32() -> None:
-    choice = precision.resolve("bf16", "cpu", [registry.get("bc")], 1)
+    choice = precision.resolve("bf16", "cpu", [registry.get("bc-pixels")], 1)
     assert (choice.resolved, choice.reason) == (BF16, "asked for")
     state_bc = registry.get("bc-state")  # its config has the switch; state baselines stay fp32
     choice = precision.resolve("auto", "cpu", [registry.get("drqbc"), state_bc], 1)
@@ -119,21 +119,21 @@ def test_each_cell_records_its_precision_and_never_resumes_in_another(
     threads = torch.get_num_threads()
     argv = ["--profile", "smoke", "--device", "cpu", "--results", str(tmp_path / "r")]
     try:
-        assert run.main([*argv, "--algos", "bc,drqbc", "--set", "precision=bf16"]) == 0
+        assert run.main([*argv, "--algos", "bc-pixels,drqbc", "--set", "precision=bf16"]) == 0
         metas = {
             m["cell"]["algo"]: m
             for m in (json.loads(p.read_text()) for p in (tmp_path / "r").rglob("meta.json"))
         }
-        assert metas["bc"]["setup"]["precision"] == BF16 and metas["bc"]["setup"]["config"]["amp"]
+        assert metas["bc-pixels"]["setup"]["precision"] == BF16 and metas["bc-pixels"]["setup"]["config"]["amp"]
         assert metas["drqbc"]["setup"]["precision"] == FP32  # DrQ+BC has no autocast path
-        assert metas["bc"]["precision"] == {
+        assert metas["bc-pixels"]["precision"] == {
             "requested": BF16,
             "resolved": BF16,
             "reason": "asked for",
             "seconds_per_update": {},
         }
         # The same cells asked for in fp32: finished ones are not taken as fp32 results.
-        assert run.main([*argv, "--algos", "bc", "--set", "precision=fp32"]) == 1
+        assert run.main([*argv, "--algos", "bc-pixels", "--set", "precision=fp32"]) == 1
     finally:
         torch.set_num_threads(threads)
     assert report.main(["--results", str(tmp_path / "r"), "--out", str(tmp_path / "out")]) == 0

@@ -23,12 +23,12 @@ UNEVEN = dataclasses.replace(
 
 
 def test_updates_and_evaluation_interval_per_baseline() -> None:
-    assert UNEVEN.updates_for("sac-curl-online") == 8 and UNEVEN.updates_for("bc") == 4
+    assert UNEVEN.updates_for("sac-curl-online") == 8 and UNEVEN.updates_for("bc-pixels") == 4
     # As many evaluations for every baseline, at the same fractions of its run.
-    assert UNEVEN.eval_interval_for("sac-curl-online") == 4 and UNEVEN.eval_interval_for("bc") == 2
+    assert UNEVEN.eval_interval_for("sac-curl-online") == 4 and UNEVEN.eval_interval_for("bc-pixels") == 2
     assert UNEVEN.to_json()["algo_updates"] == {"sac-curl-online": 8}
     assert "(sac-curl-online: 8 updates, evaluation every 4)" in UNEVEN.describe()
-    assert profiles.get("full").updates_for("bc") == 1_000_000
+    assert profiles.get("full").updates_for("bc-pixels") == 1_000_000
 
 
 def test_a_cell_trains_its_baselines_update_count(

@@ -24,7 +24,7 @@ def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 def test_a_negative_batch_size_stops_before_any_cell(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--profile", "smoke", "--algos", "bc", "--results", str(tmp_path / "r")]
+    argv = ["--profile", "smoke", "--algos", "bc-pixels", "--results", str(tmp_path / "r")]
     error = usage_error([*argv, "--set", "batch_size=-5"], capsys)
     assert "bc's config: out of range: batch_size=-5 (valid: >= 1)" in error
     assert not (tmp_path / "r").exists()  # nothing built, no cell folder
@@ -57,7 +57,7 @@ def test_every_built_in_default_is_within_its_declared_range() -> None:
     # A subclass that only changes a default keeps its base's range.
     state = registry.get("sac-state-offline").config_class()
     assert field_ranges(state)["critic_tau"] == Range(0, 1, low_open=True)
-    assert field_ranges(registry.get("bc").config_class())["policy"] == Choice(
+    assert field_ranges(registry.get("bc-pixels").config_class())["policy"] == Choice(
         ("deterministic", "gaussian")
     )
 

@@ -142,9 +142,9 @@ def test_leaderboard_reports_final_overestimation() -> None:
 def test_training_metrics_figure_has_a_panel_per_metric(tmp_path: Path) -> None:
     rows = [
         {"algo": algo, "dataset": EXPERT, "seed": seed, "profile": "demo", "update": update}
-        | ({"critic_loss": 1.0 / update + seed, "q1": update / 10} if algo != "bc" else {})
-        | ({"bc_loss": 2.0 / update} if algo == "bc" else {})
-        for algo in ("cql-curl", "bc")
+        | ({"critic_loss": 1.0 / update + seed, "q1": update / 10} if algo != "bc-pixels" else {})
+        | ({"bc_loss": 2.0 / update} if algo == "bc-pixels" else {})
+        for algo in ("cql-curl", "bc-pixels")
         for seed in range(2)
         for update in (100, 200, 300)
     ]

@@ -27,7 +27,7 @@ def row(algo: str, dataset: str, seed: int, update: int, score: float) -> EvalRo
 def test_rows_round_trip_with_fixed_types(tmp_path: Path) -> None:
     path = tmp_path / "evals.csv"
     write_rows(
-        path, [row("bc", "vorb/walker-walk/random-v0", 0, 2, 1.5), row("bc", "d", 0, 4, math.nan)]
+        path, [row("bc-pixels", "vorb/walker-walk/random-v0", 0, 2, 1.5), row("bc-pixels", "d", 0, 4, math.nan)]
     )
     table = read_evals(path)
     assert list(table.columns) == list(COLUMNS)
@@ -43,7 +43,7 @@ def test_empty_table_has_the_columns(tmp_path: Path) -> None:
 
 
 def test_cells_get_their_own_folders_and_concatenate(tmp_path: Path) -> None:
-    cells = [Cell("bc", "vorb/walker-walk/random-v0", seed, "smoke") for seed in (1, 0)]
+    cells = [Cell("bc-pixels", "vorb/walker-walk/random-v0", seed, "smoke") for seed in (1, 0)]
     cells.append(Cell("sac-curl-online", "online", 0, "smoke"))
     for cell in cells:
         paths = CellPaths.of(tmp_path, cell)
@@ -54,8 +54,8 @@ def test_cells_get_their_own_folders_and_concatenate(tmp_path: Path) -> None:
     table = load_results(tmp_path)
     assert len(table) == 6
     assert table[["algo", "seed"]].drop_duplicates().values.tolist() == [
-        ["bc", 0],
-        ["bc", 1],
+        ["bc-pixels", 0],
+        ["bc-pixels", 1],
         ["sac-curl-online", 0],
     ]
     assert load_results(tmp_path, profile="demo").empty

@@ -74,7 +74,7 @@ def test_bad_input_names_the_valid_choices(
 def test_full_profile_without_datasets_says_how_to_get_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--profile", "full", "--algos", "bc", "--results", str(tmp_path / "r")]
+    argv = ["--profile", "full", "--algos", "bc-pixels", "--results", str(tmp_path / "r")]
     assert run.main(argv) == run.EXIT_USAGE
     error = capsys.readouterr().err
     assert "python -m benchmark.datasets build vorb/walker-walk/random-v0" in error
@@ -83,7 +83,7 @@ def test_full_profile_without_datasets_says_how_to_get_them(
 
 def test_unwritable_results_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "file").write_text("a file, not a folder")
-    argv = ["--profile", "smoke", "--algos", "bc", "--results", str(tmp_path / "file" / "r")]
+    argv = ["--profile", "smoke", "--algos", "bc-pixels", "--results", str(tmp_path / "file" / "r")]
     assert run.main(argv) == run.EXIT_USAGE
     assert "cannot write results under" in capsys.readouterr().err
 

@@ -134,7 +134,7 @@ def test_a_run_logged_to_a_file_writes_one_line_per_cell_event(tmp_path: Path) -
     text = log.read_text()
     assert done.returncode == 0, text[-3000:]
     assert "\r" not in text and "upd/s" not in text and "it/s" not in text
-    for algo in ("bc", "sac-curl-offline"):
+    for algo in ("bc-pixels", "sac-curl-offline"):
         label = f"{algo} | {RANDOM} | seed 0"
         events = [
             line.split(f"[cell] {label}: ", 1)[1]

@@ -192,7 +192,7 @@ def test_card_shows_the_variant_frames_beside_the_original(root: Path, tmp_path:
 def _run(results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "benchmark.run", "--profile", "smoke", "--device", "cpu"]
     return subprocess.run(
-        [*command, "--results", str(results), "--algos", "bc", "--workers", "1", *extra],
+        [*command, "--results", str(results), "--algos", "bc-pixels", "--workers", "1", *extra],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -108,7 +108,7 @@ def test_setup_installs_vorb_from_the_wheelhouse_alone(tmp_path: Path) -> None:
     assert imported.returncode == 0, imported.stderr[-3000:]
     assert imported.stdout.strip() == str(checkout / "benchmark" / "__init__.py")
     plan = subprocess.run(
-        [python, "-m", "benchmark.run", "--plan", "--profile", "smoke", "--algos", "bc"],
+        [python, "-m", "benchmark.run", "--plan", "--profile", "smoke", "--algos", "bc-pixels"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -24,7 +24,7 @@ from benchmark.profiles import EXPERT, MEDIUM_EXPERT, RANDOM, Profile
 from benchmark.results import CELL_GLOB, ONLINE, Cell
 
 ORIGINAL_COMPARISON = ("sac-curl-online", "sac-curl-offline", "cql-curl")
-OTHER_OFFLINE = ("bc", "drqbc")
+OTHER_OFFLINE = ("bc-pixels", "drqbc")
 # The original work's data is expert; the rest from the most to the least informative.
 DATASET_ORDER = (
     EXPERT,
