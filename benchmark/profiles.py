@@ -112,9 +112,12 @@ class Profile:
         updates = f"{self.updates} updates, evaluation every {self.eval_interval} updates" + (
             f" ({per_algo})" if per_algo else ""
         )
+        episodes = f"{self.eval_episodes} episode(s)" + (
+            f" ({self.state_eval_episodes} on states)" if self.state_eval_episodes else ""
+        )
         return (
             f"{updates} over "
-            f"{self.eval_episodes} episode(s) of {steps} agent steps, {data}, "
+            f"{episodes} of {steps} agent steps, {data}, "
             f"{self.seeds} seed(s); precision {self.precision}; config overrides: {overrides}"
         )
 

@@ -53,6 +53,10 @@ def _epilog() -> str:
         "Online baselines run once per seed (dataset column 'online'), not once per dataset.",
         "smoke/demo build their small datasets on the fly; full needs the recipes' datasets",
         "(python -m benchmark.datasets build <id>, or download <id>).",
+        "State baselines (obs state) train on the state-only builds of the same episodes",
+        "(vorb-state/..., built on first use in minutes) and evaluate on the state walker.",
+        "--algos all = both kinds; pixels / state = one kind. Profile 'state' is the state",
+        "track's reference protocol (100,000 updates); the others apply to both kinds.",
     ]
     return "\n".join(lines)
 
@@ -77,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--algos",
         default="all",
-        help="'all' or comma-separated baseline names or module:Class references "
-        "(docs/agent-contract.md)",
+        help="'all' (every baseline, pixels and state), 'pixels' (the pixel baselines), "
+        "'state' (the state track's), or comma-separated baseline names or module:Class "
+        "references (docs/agent-contract.md)",
     )
     parser.add_argument(
         "--datasets",
