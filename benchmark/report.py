@@ -134,9 +134,11 @@ def markdown(
         lines += [
             f"> **A demonstration, not results.** The `{profile.name}` profile trains for minutes "
             "on a CPU, on small datasets: it shows the pipeline end to end and learning at small "
-            "scale (in `demo`, behaviour cloning on expert data starts to walk), not how the "
-            "baselines compare; the other curves are far from their full-scale budgets. "
-            "Benchmark results come from the `full` profile on a GPU: see `results/reference/`.",
+            "scale (in `demo`, the state baselines on expert data learn to walk within minutes, "
+            "offline SAC's Q estimates climb away from the returns, and pixel BC starts), not how "
+            "the baselines compare; the pixel actor-critics are far from their budgets. "
+            "Reference results: `results/reference-state/` (states, computed on a CPU) and "
+            "`results/reference/` (pixels, the `full` profile on a GPU).",
             "",
         ]
     lines += [*_protocol_lines(profile, meta), "", "## Per dataset", ""]
