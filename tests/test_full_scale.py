@@ -98,7 +98,7 @@ def test_bad_set_items_are_usage_errors(
 def test_set_is_applied_recorded_and_part_of_the_cells_identity(
     tmp_path: Path, in_process: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = smoke_argv(tmp_path / "r", "--algos", "bc,sac-curl-offline")
+    argv = smoke_argv(tmp_path / "r", "--algos", "bc-pixels,sac-curl-offline")
     argv += ["--set", "updates=2", "--set", "actor_lr=0.002"]
     assert run.main(argv) == 0
     table = load_results(tmp_path / "r")

@@ -253,7 +253,7 @@ def test_template_installed_by_pip_reaches_the_leaderboard_marked_external(
     assert origin == {"tiny-bc": "external", "mean-action": "external", "bc-pixels": "built-in"}
     assert (board.loc[board["algo"] == "tiny-bc", "runs"] == 2).all()
     text = (out / "leaderboard.md").read_text()
-    assert "| tiny-bc (external) | vorb/walker-walk/random-v0 | 2 |" in text
+    assert "| tiny-bc (external) | pixels | vorb/walker-walk/random-v0 | 2 |" in text
     assert "| bc-pixels | pixels | vorb/walker-walk/random-v0 | 1 |" in text
     assert f"| tiny-bc | external | vorb-plugin-template | 0.1.0 | {template[1][:10]} |" in text
     for figure in ("learning_curves_update", "aggregate_iqm", "performance_profile"):

@@ -92,7 +92,7 @@ def test_auto_with_native_bf16_is_decided_by_a_probe_of_both() -> None:
         choice = precision.resolve("auto", "cpu", [registry.get("drqbc"), registry.get("bc-pixels")], 1)
     finally:
         torch.set_num_threads(threads)
-    assert choice.resolved in (FP32, BF16) and "probe of bc updates" in choice.reason
+    assert choice.resolved in (FP32, BF16) and "probe of bc-pixels updates" in choice.reason
     assert set(choice.seconds_per_update) == {FP32, BF16}
     assert all(seconds > 0 for seconds in choice.seconds_per_update.values())
 
@@ -138,4 +138,4 @@ def test_each_cell_records_its_precision_and_never_resumes_in_another(
         torch.set_num_threads(threads)
     assert report.main(["--results", str(tmp_path / "r"), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "- Precision (bf16 = bf16 autocast): bf16: bc; fp32: drqbc" in text
+    assert "- Precision (bf16 = bf16 autocast): bf16: bc-pixels; fp32: drqbc" in text

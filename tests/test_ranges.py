@@ -26,7 +26,7 @@ def test_a_negative_batch_size_stops_before_any_cell(
 ) -> None:
     argv = ["--profile", "smoke", "--algos", "bc-pixels", "--results", str(tmp_path / "r")]
     error = usage_error([*argv, "--set", "batch_size=-5"], capsys)
-    assert "bc's config: out of range: batch_size=-5 (valid: >= 1)" in error
+    assert "bc-pixels's config: out of range: batch_size=-5 (valid: >= 1)" in error
     assert not (tmp_path / "r").exists()  # nothing built, no cell folder
 
 

@@ -53,7 +53,7 @@ def test_seed_lists(values: list[str] | None, expected: tuple[int, ...]) -> None
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--algos", "bc,nope"], "unknown baseline 'nope'; valid names: sac-curl-online"),
+        (["--algos", "bc-pixels,nope"], "unknown baseline 'nope'; valid names: sac-curl-online"),
         (["--datasets", "vorb/walker-walk/nope-v0"], "valid: default, all, vorb/walker-walk/"),
         (["--seeds", "1", "x"], "seeds must be integers"),
         (["--seeds", "-1", "2"], "non-negative"),

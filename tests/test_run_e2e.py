@@ -122,7 +122,7 @@ def test_a_run_logged_to_a_file_writes_one_line_per_cell_event(tmp_path: Path) -
     """Output to a file, not a terminal: no progress bars (no carriage returns, no partial
     lines), one timestamped line per cell event and summaries of the cells."""
     log = tmp_path / "run.log"
-    args = ("--algos", "bc,sac-curl-offline", "--workers", "2", "--summary-every", "1s")
+    args = ("--algos", "bc-pixels,sac-curl-offline", "--workers", "2", "--summary-every", "1s")
     with log.open("w") as out:
         done = subprocess.run(
             command(tmp_path / "r", *args),
