@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import torch
+from torch.func import functional_call
 
 from baselines.common.members import member_mean
 from baselines.common.optim import adam
@@ -164,7 +165,11 @@ class CQLCURLAgent(SACCURLAgent):
             self.config.policy_actions == TANH_MEAN,
         )
         with torch.set_grad_enabled(tanh_mean and torch.is_grad_enabled()):
-            policy = self.actor(h if tanh_mean else h.detach())  # with grad into h: the original
+            # With grad into h (the shared CNN), as the original; the actor's own weights as
+            # constants: the update backpropagates all its losses at once, and the penalty
+            # must not train the actor (the original's critic optimiser never steps it).
+            frozen = {k: v.detach() for k, v in self.actor.named_parameters()}
+            policy = functional_call(self.actor, frozen, (h if tanh_mean else h.detach(),))
         with torch.no_grad():
             shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A); members: (M, B, n, A)
             uniform = torch.empty(shape, device=z.device).uniform_(-1, 1)

@@ -63,7 +63,7 @@ def synthetic_table() -> pd.DataFrame:
                     truth = score * 1.8  # offline SAC-CURL overestimates, CQL-CURL does not
                     estimate = truth * (3.0 if algo == "sac-curl-offline" else 0.8)
                     key = (algo, dataset, seed, "demo", step, step * 2)
-                    rows.append((*key, score * 10, 1.0, score, 1.0, estimate, truth))
+                    rows.append((*key, score * 10, 1.0, score, 1.0, estimate, truth, "pixels"))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -36,10 +36,11 @@ def test_plan_runs_online_baselines_once_per_seed(capsys: pytest.CaptureFixture[
         == 0
     )
     lines = capsys.readouterr().out.splitlines()
-    offline = [n for n in registry.names() if registry.get(n).offline]
-    assert lines[1] == f"{len(offline) * 2 * 2 + 2} cells:"
+    specs = [registry.get(n) for n in registry.names()]
+    offline, online_specs = [s for s in specs if s.offline], [s for s in specs if not s.offline]
+    assert lines[1] == f"{len(offline) * 2 * 2 + len(online_specs) * 2} cells:"
     online = [line for line in lines if "online" in line.split()]
-    assert len(online) == 2 and "seed 5" in online[1]
+    assert len(online) == 2 * len(online_specs) and "seed 5" in online[1]
 
 
 @pytest.mark.parametrize(
