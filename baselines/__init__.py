@@ -4,7 +4,7 @@ The registrations below name classes by string so that listing baselines never i
 the classes themselves (and their docstrings) are in the files named.
 """
 
-from benchmark.registry import BaselineSpec, register
+from benchmark.registry import BUILT_IN, BaselineSpec, register
 
 register(
     BaselineSpec(
@@ -14,6 +14,7 @@ register(
         offline=False,
         summary="SAC + CURL interacting with the pixel walker (upper reference)",
         family="sac-online",
+        origin=BUILT_IN,
     )
 )
 register(
@@ -24,6 +25,7 @@ register(
         offline=True,
         summary="the same SAC + CURL agent trained only from a dataset",
         family="sac-offline",
+        origin=BUILT_IN,
     )
 )
 register(
@@ -34,6 +36,7 @@ register(
         offline=True,
         summary="SAC + CURL with the CQL(H) conservative penalty on both critics",
         family="cql",
+        origin=BUILT_IN,
     )
 )
 register(
@@ -44,6 +47,7 @@ register(
         offline=True,
         summary="behaviour cloning: pixel encoder + policy, random-shift augmentation",
         family="bc",
+        origin=BUILT_IN,
     )
 )
 register(
@@ -54,6 +58,7 @@ register(
         offline=True,
         summary="DrQ-v2 actor-critic with the TD3+BC actor term (V-D4RL)",
         family="td3bc",
+        origin=BUILT_IN,
     )
 )
 
@@ -66,6 +71,7 @@ register(
         offline=False,
         summary="SAC interacting with the state walker (upper reference of the state track)",
         family="sac-online",
+        origin=BUILT_IN,
         obs_kind="state",
     )
 )
@@ -77,6 +83,7 @@ register(
         offline=True,
         summary="the same SAC trained only from a dataset's states",
         family="sac-offline",
+        origin=BUILT_IN,
         obs_kind="state",
     )
 )
@@ -88,6 +95,7 @@ register(
         offline=True,
         summary="SAC with the CQL(H) penalty on states, CORL's sizes (3x256, 10 sampled actions)",
         family="cql",
+        origin=BUILT_IN,
         obs_kind="state",
     )
 )
@@ -99,6 +107,7 @@ register(
         offline=True,
         summary="behaviour cloning on states: 256-256 MLP, tanh output, MSE (CORL)",
         family="bc",
+        origin=BUILT_IN,
         obs_kind="state",
     )
 )
@@ -110,6 +119,7 @@ register(
         offline=True,
         summary="TD3+BC on states (Fujimoto and Gu 2021; DrQ+BC's update, TD3's choices)",
         family="td3bc",
+        origin=BUILT_IN,
         obs_kind="state",
     )
 )

@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmark.registry import BaselineSpec, _load
+from benchmark.registry import SELECTIONS, BaselineSpec, _load
 
 ENTRY_POINT_GROUP = "vorb.baselines"
 AGENT_METHODS = ("update", "act", "state_dict", "load_state_dict")  # baselines.common.training
@@ -173,7 +173,7 @@ def spec_from_object(found: Any, reference: str, where: BaselineSpec) -> Baselin
         raise PluginError(
             where, f"{reference} is a {type(found).__name__}, not an agent class or a BaselineSpec"
         )
-    if not NAME_PATTERN.fullmatch(spec.name) or spec.name == "all":
+    if not NAME_PATTERN.fullmatch(spec.name) or spec.name in SELECTIONS:
         raise PluginError(
             where, f"name {spec.name!r} is not usable as a results folder (letters, digits, . _ -)"
         )

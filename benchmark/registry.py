@@ -104,13 +104,6 @@ _builtins = {"state": "absent"}  # "absent", "loading", "loaded"
 
 
 def register(spec: BaselineSpec) -> BaselineSpec:
-    """Add a baseline; a name registered twice is an error, never a silent override."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"baseline {spec.name!r} is already registered")
-    if spec.name in SELECTIONS:
-        raise ValueError(
-            f"{spec.name!r} is reserved: --algos {spec.name} selects {SELECTIONS[spec.name]}"
-        )
     """Add a baseline; a name registered twice is an error, never a silent override.
 
     Called from a user's script before ``benchmark.run.main()``, it registers an external
@@ -126,8 +119,10 @@ def register(spec: BaselineSpec) -> BaselineSpec:
         _ensure_builtins()  # so an external name is checked against the built-ins'
     if not spec.origin:
         spec = dataclasses.replace(spec, origin=BUILT_IN if loading_builtins else "script")
-    if spec.name == "all":
-        raise ValueError("'all' is reserved: it expands to every registered baseline")
+    if spec.name in SELECTIONS:
+        raise ValueError(
+            f"{spec.name!r} is reserved: --algos {spec.name} selects {SELECTIONS[spec.name]}"
+        )
     taken = _REGISTRY.get(spec.name)
     if spec.external and taken is not None and not taken.external:
         raise PluginError(spec, f"the name {spec.name!r} is taken by a built-in baseline")
@@ -177,33 +172,25 @@ def get(name: str) -> BaselineSpec:
 
 
 def resolve(selection: str) -> list[BaselineSpec]:
-    """``"all"``, ``"pixels"``, ``"state"`` or a comma-separated list of names -> specs
-    (unknown names raise, listing the valid ones)."""
+    """``"all"``, ``"pixels"``, ``"state"``, or a comma-separated list of names or
+    ``module:Class`` references -> specs.
+
+    ``all`` is every baseline of both observation kinds (installed plugins included); ``pixels``
+    and ``state`` those of one kind. Unknown names raise KeyError listing the valid ones; a
+    broken plugin raises :class:`~benchmark.plugins.PluginError` naming it and what is wrong.
+    """
     _ensure_builtins()
     word = selection.strip()
     if word == "all":
-        return list(_REGISTRY.values())
-    if word in OBS_KINDS:
-        return [spec for spec in _REGISTRY.values() if spec.obs_kind == word]
-    chosen = [part.strip() for part in selection.split(",") if part.strip()]
-    if not chosen:
-        raise ValueError(
-            f"no baseline named in {selection!r}; valid: {', '.join(SELECTIONS)}, "
-            f"{', '.join(_REGISTRY)}"
-        )
-    return [get(name) for name in chosen]
-    """``"all"`` or a comma-separated list of names or ``module:Class`` references -> specs.
-
-    Unknown names raise KeyError listing the valid ones; a broken plugin raises
-    :class:`~benchmark.plugins.PluginError` naming it and what is wrong.
-    """
-    _ensure_builtins()
-    if selection.strip() == "all":
         return [get(name) for name in names()]
+    if word in OBS_KINDS:
+        return [spec for spec in map(get, names()) if spec.obs_kind == word]
     chosen = [part.strip() for part in selection.split(",") if part.strip()]
     if not chosen:
         valid = ", ".join(names())
-        raise ValueError(f"no baseline named in {selection!r}; valid names: all, {valid}")
+        raise ValueError(
+            f"no baseline named in {selection!r}; valid: {', '.join(SELECTIONS)}, {valid}"
+        )
     return [_by_reference(part) if ":" in part else get(part) for part in chosen]
 
 

@@ -33,7 +33,7 @@ def restore_torch_threads() -> Any:
 def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local launcher without worker processes (so monkeypatched clocks reach the cells)."""
 
-    def launch(tasks: list, workers: int, on_outcome: Any) -> list:
+    def launch(tasks: list, workers: int, on_outcome: Any, **_: Any) -> list:
         outcomes = []
         for task in tasks:
             outcomes.append(runner.run_cell(task))
