@@ -179,6 +179,11 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
             ax=axis,
         )
         axis.set(title=dataset.split("/")[-1], ylabel="Q(s0, pi(s0)) vs discounted return")
+    if long["value"].abs().max() > 1e3:
+        # Offline SAC's runaway estimates (10^7 and more) would flatten every other line:
+        # symlog keeps the returns (tens to hundreds) readable beside them.
+        for axis in axes[0]:
+            axis.set_yscale("symlog", linthresh=10.0)
     figure.tight_layout()
     return save(figure, out_dir, "q_estimate_vs_return")
 
