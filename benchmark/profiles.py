@@ -179,8 +179,8 @@ PROFILES: dict[str, Profile] = {
             ),
             algo_updates=(
                 ("bc-pixels", 300),
-                ("bc-state", 2_000),
-                ("td3bc-state", 4_000),
+                ("bc-state", 3_000),
+                ("td3bc-state", 6_000),
                 ("sac-state-offline", 4_000),
                 ("cql-state", 60),
                 ("sac-state-online", 2_000),
