@@ -218,7 +218,7 @@ def test_run_evaluates_final_agents_on_variants_and_report_shows_the_gap(tmp_pat
 
     assert report_main(["--results", str(results), "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "leaderboard.md").read_text()
-    assert "## Visual variants (generalisation gap)" in text and "| bc | camera1 | 1 |" in text
+    assert "## Visual variants (generalisation gap)" in text and "| bc-pixels | camera1 | 1 |" in text
     assert (tmp_path / "rep" / "figures" / "variants_gap.png").stat().st_size > 5_000
 
 
