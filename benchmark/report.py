@@ -135,7 +135,8 @@ def markdown(
             f"> **A demonstration, not results.** The `{profile.name}` profile trains for minutes "
             "on a CPU, on small datasets: it shows the pipeline end to end and learning at small "
             "scale (in `demo`, the state baselines on expert data learn to walk within minutes, "
-            "offline SAC's Q estimates climb away from the returns, and pixel BC starts), not how "
+            "offline SAC's Q estimates climb above the returns; pixel BC needs more updates than "
+            "a demo gives it), not how "
             "the baselines compare; the pixel actor-critics are far from their budgets. "
             "Reference results: `results/reference-state/` (states, computed on a CPU) and "
             "`results/reference/` (pixels, the `full` profile on a GPU).",
