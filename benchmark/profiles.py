@@ -125,6 +125,10 @@ class Profile:
         record = dataclasses.asdict(self)
         record["config_overrides"] = dict(self.config_overrides)
         record["algo_updates"] = dict(self.algo_updates)
+        if self.state_eval_episodes is None:
+            # Left out at its default, so cells recorded before the field existed keep their
+            # identity and resume (the setup is compared as JSON).
+            del record["state_eval_episodes"]
         return record
 
 
