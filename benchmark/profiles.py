@@ -135,6 +135,14 @@ class Profile:
 RANDOM = "vorb/walker-walk/random-v0"
 MEDIUM_EXPERT = "vorb/walker-walk/medium-expert-v0"
 EXPERT = "vorb/walker-walk/expert-v0"
+# The five recipes, cheapest quality first: what `full` and `state` run over.
+ALL_DATASETS = (
+    RANDOM,
+    "vorb/walker-walk/medium-replay-v0",
+    "vorb/walker-walk/medium-v0",
+    MEDIUM_EXPERT,
+    EXPERT,
+)
 
 PROFILES: dict[str, Profile] = {
     profile.name: profile
@@ -203,13 +211,7 @@ PROFILES: dict[str, Profile] = {
             episode_time_limit_s=FULL_EPISODE_S,
             dataset_transitions=None,
             dataset_namespace=None,
-            datasets=(
-                RANDOM,
-                "vorb/walker-walk/medium-replay-v0",
-                "vorb/walker-walk/medium-v0",
-                MEDIUM_EXPERT,
-                EXPERT,
-            ),
+            datasets=ALL_DATASETS,
             seeds=3,
         ),
         Profile(
@@ -224,13 +226,7 @@ PROFILES: dict[str, Profile] = {
             episode_time_limit_s=FULL_EPISODE_S,
             dataset_transitions=None,  # the recipes' full datasets (state-only builds)
             dataset_namespace=None,
-            datasets=(
-                RANDOM,
-                "vorb/walker-walk/medium-replay-v0",
-                "vorb/walker-walk/medium-v0",
-                MEDIUM_EXPERT,
-                EXPERT,
-            ),
+            datasets=ALL_DATASETS,
             seeds=3,
         ),
     )
