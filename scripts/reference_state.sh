@@ -2,30 +2,56 @@
 # The state track's reference grid (results/reference-state/): the `state` profile (100,000
 # updates, evaluation every 5,000 over 10 episodes, deterministic actions), 3 seeds, on the
 # state-only builds of the recipes' datasets (built on first use, digest-checked).
-# Two worker processes of one torch thread each (one per core: more threads than cores makes
-# OpenMP's spinning threads ~100x slower, measured), until DEADLINE (epoch seconds; default 95
-# minutes from now): every command stops its cells at exact checkpoints before it (exit 75),
-# and the same script run again resumes them. Cells are ordered by what the anchors check
-# first: BC, TD3+BC and offline SAC on expert, then medium-expert, then the rest.
+# One torch thread a worker process, one worker a core (more threads than cores makes OpenMP's
+# spinning threads ~100x slower, measured). Until DEADLINE (epoch seconds; default 95 minutes
+# from now) every command stops its cells at exact checkpoints before it (exit 75), and the
+# same script run again resumes them.
+#   LANE=grid (default): BC, TD3+BC and offline SAC, expert first, then medium-expert, then the
+#       rest, then online SAC (the order in which the anchors check them);
+#   LANE=cql: CQL on expert, 3 seeds, at the CPU budget the issue allows (~2 CPU-hours:
+#       CQL_UPDATES updates at a measured ~0.3 s each, evaluated every CQL_UPDATES/15).
+#   LANE=all: both, one after the other.
+# WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each.
 # Then: python -m benchmark.report --results runs/reference-state --out results/reference-state
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 DEADLINE="${DEADLINE:-$(( $(date +%s) + 95 * 60 ))}"
 RESULTS="${RESULTS:-runs/reference-state}"
+WORKERS="${WORKERS:-2}"
+LANE="${LANE:-grid}"
+CQL_UPDATES="${CQL_UPDATES:-7500}"
 D=vorb/walker-walk
 
-run() {  # run ALGOS DATASETS...: the time left until DEADLINE
+run() {  # run ALGOS DATASET... [-- EXTRA ARGS]: the time left until DEADLINE
+  local algos="$1" datasets=() extra=()
+  shift
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do datasets+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && extra=("$@")
   local left=$(( DEADLINE - $(date +%s) ))
-  if [ "$left" -le 120 ]; then echo "[reference-state] no time left for $*"; return; fi
-  echo "[reference-state] $(date -u +%FT%TZ) start $* (budget ${left}s)"
-  python -m benchmark.run --profile state --seeds 3 --workers 2 --results "$RESULTS" \
-    --time-budget "${left}s" --algos "$1" --datasets "${@:2}"
-  echo "[reference-state] $(date -u +%FT%TZ) end $* (exit $?)"
+  if [ "$left" -le 120 ]; then echo "[reference-state] no time left for $algos"; return; fi
+  echo "[reference-state] $(date -u +%FT%TZ) start $algos ${datasets[*]} ${extra[*]} (budget ${left}s)"
+  python -m benchmark.run --profile state --seeds 3 --workers "$WORKERS" --results "$RESULTS" \
+    --time-budget "${left}s" --algos "$algos" ${datasets:+--datasets "${datasets[@]}"} "${extra[@]}"
+  echo "[reference-state] $(date -u +%FT%TZ) end $algos (exit $?)"
 }
 
-run bc-state,td3bc-state,sac-state-offline "$D/expert-v0"
-run bc-state,td3bc-state,sac-state-offline "$D/medium-expert-v0"
-run bc-state,td3bc-state "$D/medium-v0" "$D/medium-replay-v0" "$D/random-v0"
-run sac-state-online
-run sac-state-offline "$D/medium-v0" "$D/medium-replay-v0" "$D/random-v0"
+grid() {
+  run bc-state,td3bc-state,sac-state-offline "$D/expert-v0"
+  run bc-state,td3bc-state,sac-state-offline "$D/medium-expert-v0"
+  run bc-state,td3bc-state "$D/medium-v0" "$D/medium-replay-v0" "$D/random-v0"
+  run sac-state-online
+  run sac-state-offline "$D/medium-v0" "$D/medium-replay-v0" "$D/random-v0"
+}
+
+cql() {
+  run cql-state "$D/expert-v0" -- --set "updates=$CQL_UPDATES" \
+    --set "eval_interval=$(( CQL_UPDATES / 15 ))"
+}
+
+case "$LANE" in
+  grid) grid ;;
+  cql) cql ;;
+  all) grid; cql ;;
+  *) echo "LANE=$LANE: valid lanes are grid, cql, all" >&2; exit 2 ;;
+esac
