@@ -18,6 +18,7 @@ from benchmark.precision import PrecisionChoice
 from benchmark.profiles import Profile
 from benchmark.progress import SUMMARY_EVERY_S, RunProgress, interactive
 from benchmark.results import ONLINE, Cell, check_writable
+from benchmark.seed_groups import DEFAULT_VECTORIZE, VECTORIZE_CHOICES, group_tasks
 from benchmark.variant_eval import parse_eval_variants
 
 EXIT_FAILED_CELLS = 1
@@ -132,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where stderr is not a terminal (a log file, CI), the run writes one line per cell "
         "event instead of progress bars, and a summary of the cells this often "
         f"(default {SUMMARY_EVERY_S:g}s)",
+    )
+    parser.add_argument(
+        "--vectorize-seeds",
+        choices=VECTORIZE_CHOICES,
+        default=DEFAULT_VECTORIZE,
+        help="on: train the seeds of each offline baseline and dataset as one vectorised model "
+        "in one process (each seed keeps its own cell, rows, checkpoint and failure); default "
+        f"{DEFAULT_VECTORIZE}, measured: slower than separate processes on 2-core CPUs (README, "
+        "'Vectorised seeds')",
     )
     parser.add_argument(
         "--plan",
@@ -368,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         plan = make_plan(args)
         parse_eval_variants(args.eval_variants)
+        if args.vectorize_seeds == "on" and args.eval_variants:
+            raise ValueError("--eval-variants needs separate cells: drop --vectorize-seeds on")
     except (KeyError, ValueError, OverrideError) as error:
         parser.error(str(error.args[0] if isinstance(error, KeyError) else error))
     if args.workers is not None and args.workers < 1:
@@ -415,16 +427,17 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
         return EXIT_USAGE
     choice = decide_precision(plan, args.device, workers)
     tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at, choice)
+    units = group_tasks(tasks) if args.vectorize_seeds == "on" else tasks
     print_plan(plan)
     sys.stdout.flush()  # the plan before the cells' lines, when both go to one file
     summary_every_s = getattr(args, "summary_every_s", SUMMARY_EVERY_S)
     progress = RunProgress(len(tasks), bars=interactive(), summary_every_s=summary_every_s)
     if args.launcher == "ray":
         outcomes = runner.run_ray(
-            tasks, workers, args.ray_address, progress.outcome, on_tick=progress.tick
+            units, workers, args.ray_address, progress.outcome, on_tick=progress.tick
         )
     else:
-        outcomes = runner.run_local(tasks, workers, progress.outcome, on_tick=progress.tick)
+        outcomes = runner.run_local(units, workers, progress.outcome, on_tick=progress.tick)
     progress.close()
     print(summary_table(outcomes))
     print(f"results: {root}  (report: python -m benchmark.report --results {args.results})")

@@ -114,6 +114,10 @@ class CellOutcome:
     error: str | None = None
 
 
+# A worker's unit of work: a cell, or a benchmark.seed_groups.GroupTask of vectorised seeds.
+Unit = Any
+
+
 # -- planning ----------------------------------------------------------------------------------
 def plan_cells(
     specs: Sequence[registry.BaselineSpec],
@@ -570,7 +574,7 @@ def _init_worker(counter: Any, parent_pid: int) -> None:
 
 
 def run_local(
-    tasks: Sequence[CellTask],
+    tasks: Sequence[Unit],
     workers: int,
     on_outcome: Callable[[CellOutcome], None],
     on_tick: Callable[[], None] = lambda: None,
@@ -583,19 +587,19 @@ def run_local(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(counter, os.getpid())
     ) as pool:
-        pending: dict[Future, CellTask] = {pool.submit(run_cell, task): task for task in tasks}
+        pending: dict[Future, Unit] = {pool.submit(run_unit, unit): unit for unit in tasks}
         while pending:
             finished, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
             on_tick()
             for future in finished:
-                task = pending.pop(future)
-                outcomes.append(_outcome_of(future.result, task))
-                on_outcome(outcomes[-1])
+                for outcome in _outcomes_of(future.result, pending.pop(future)):
+                    outcomes.append(outcome)
+                    on_outcome(outcome)
     return outcomes
 
 
 def run_ray(
-    tasks: Sequence[CellTask],
+    tasks: Sequence[Unit],
     workers: int,
     address: str | None,
     on_outcome: Callable[[CellOutcome], None],
@@ -610,35 +614,58 @@ def run_ray(
     except ImportError as error:
         raise RuntimeError("--launcher ray needs Ray: pip install -e '.[ray]'") from error
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    threads = max(task.threads for task in tasks)
+    threads = max(task.threads for unit in tasks for task in _tasks_of(unit))
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=threads, max_retries=0)(run_cell)
-        pending = {remote.remote(replace(task, progress=False)): task for task in tasks}
+        remote = ray.remote(num_cpus=threads, max_retries=0)(run_unit)
+        pending = {remote.remote(_quiet(unit)): unit for unit in tasks}
         outcomes: list[CellOutcome] = []
         while pending:
             finished, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_S)
             on_tick()
             if not finished:
                 continue
-            task = pending.pop(finished[0])
-            outcomes.append(_outcome_of(lambda ref=finished[0]: ray.get(ref), task))
-            on_outcome(outcomes[-1])
+            unit = pending.pop(finished[0])
+            for outcome in _outcomes_of(lambda ref=finished[0]: ray.get(ref), unit):
+                outcomes.append(outcome)
+                on_outcome(outcome)
         return outcomes
     finally:
         ray.shutdown()
 
 
-def _outcome_of(result: Callable[[], CellOutcome], task: CellTask) -> CellOutcome:
-    """A worker that died outright (segfault, OOM kill) fails its cell, not the command."""
+def run_unit(unit: Unit) -> list[CellOutcome]:
+    """What a worker runs: one cell, or a group of vectorised seeds (``benchmark.seed_groups``)."""
+    if isinstance(unit, CellTask):
+        return [run_cell(unit)]
+    from benchmark.seed_groups import run_group
+
+    return run_group(unit)
+
+
+def _quiet(unit: Unit) -> Unit:
+    """The unit without progress bars (Ray workers have no terminal)."""
+    if isinstance(unit, CellTask):
+        return replace(unit, progress=False)
+    return replace(unit, tasks=tuple(replace(task, progress=False) for task in unit.tasks))
+
+
+def _outcomes_of(result: Callable[[], list[CellOutcome]], unit: Unit) -> list[CellOutcome]:
+    """A worker that died outright (segfault, OOM kill) fails its cells, not the command."""
     try:
         return result()
     except Exception as error:
-        paths = CellPaths.of(task.root, task.cell)
-        return _record_failure(task.cell, paths, error)
+        return [
+            _record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
+            for task in _tasks_of(unit)
+        ]
+
+
+def _tasks_of(unit: Unit) -> list[CellTask]:
+    return [unit] if isinstance(unit, CellTask) else list(unit.tasks)
 
 
 def default_workers(cells: int) -> int:
