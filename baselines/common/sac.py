@@ -107,6 +107,7 @@ class DoubleQ(nn.Module):
         members: int | None = None,
     ) -> None:
         super().__init__()
+        self.members = members
         self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
         self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
 
@@ -115,7 +116,13 @@ class DoubleQ(nn.Module):
         if z.shape[:-1] != action.shape[:-1]:
             z = z.expand(*action.shape[:-1], z.shape[-1])
         za = torch.cat([z, action], dim=-1)
-        return self.q1(za), self.q2(za)
+        if self.members is not None or za.dim() == 2:
+            return self.q1(za), self.q2(za)
+        # nn.Linear on (B, N, F) (CQL's sampled actions) is ~25% slower on the CPU than on the
+        # same rows as one (B * N, F) matrix, with bit-equal results: flatten, then restore.
+        flat = za.reshape(-1, za.shape[-1])
+        shape = (*za.shape[:-1], 1)
+        return self.q1(flat).reshape(shape), self.q2(flat).reshape(shape)
 
 
 @torch.no_grad()

@@ -1,0 +1,171 @@
+"""The state baselines' updates against plain per-seed reference-style updates, same run.
+
+Run: ``bash scripts/bench.sh -k state_vs_reference``. For each offline state baseline (walker
+sizes: state 24, action 6, the registered config's batch and networks), three cases measured
+as separate pytest-benchmark runs: the reference-style update of ``benchmarks/corl_reference.py``
+(one seed), VORB's update of one seed (``members=None``) and VORB's vectorised update of S seeds
+(``members=S``). Reported, in each case's ``extra_info`` and in the table printed at the end:
+
+- per-seed ratio = reference time / VORB's one-seed time;
+- aggregate ratio = S * reference time / VORB's S-member time (cell-updates/s against the
+  reference's, S seeds trained one after the other).
+
+Times are medians (robust to other processes' load); one torch thread. Rounds are even so that
+TD3+BC's every-2nd actor step is fairly represented. A pixel case (SAC-CURL, its own batch)
+compares one seed with ``members=3``: skipped while pixel agents refuse members.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from baselines.common.training import seed_everything
+from benchmark import registry
+from benchmark.sampler import TransitionBatch
+from benchmarks.corl_reference import ReferenceBC, ReferenceCQL, ReferenceSAC, ReferenceTD3BC
+
+STATE_DIM, ACTION_DIM, PIXELS = 24, 6, (9, 84, 84)
+REFERENCES: dict[str, Callable[..., Any]] = {
+    "bc-state": ReferenceBC,
+    "td3bc-state": ReferenceTD3BC,
+    "sac-state-offline": ReferenceSAC,
+    "cql-state": ReferenceCQL,
+}
+SLOW = {"cql-state"}  # ~0.3 s an update, ~13 GFLOP: few rounds, and S=3 only
+ROUNDS, SLOW_ROUNDS, WARMUP = 20, 4, 2
+MEDIANS: dict[tuple[str, str], float] = {}
+
+
+def cases() -> list[tuple[str, str]]:
+    """(baseline, case) in measuring order: the reference first, so ratios can be computed."""
+    out = []
+    for name in REFERENCES:
+        sizes = ("members3",) if name in SLOW else ("members3", "members8")
+        out += [(name, "reference"), (name, "seed"), *((name, s) for s in sizes)]
+    return out
+
+
+def members_of(case: str) -> int | None:
+    return int(case.removeprefix("members")) if case.startswith("members") else None
+
+
+def state_batch(batch_size: int, members: int | None) -> TransitionBatch:
+    """Random normalised-looking states; (M, B, ...) with members (MemberReplay's layout)."""
+    generator = torch.Generator().manual_seed(0)
+    lead = () if members is None else (members,)
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.randn(*lead, batch_size, *shape, generator=generator)
+
+    return TransitionBatch(
+        obs=draw(STATE_DIM),
+        action=torch.tanh(draw(ACTION_DIM)),
+        reward=draw(1).abs(),
+        next_obs=draw(STATE_DIM),
+        not_done=torch.ones(*lead, batch_size, 1),
+    )
+
+
+def ratios(name: str, case: str) -> dict[str, float]:
+    """The ratios of one measured case against the reference of the same run."""
+    reference, ours = MEDIANS.get((name, "reference")), MEDIANS.get((name, case))
+    if reference is None or ours is None or case == "reference":
+        return {}
+    members = members_of(case)
+    if members is None:
+        return {"per_seed_ratio": reference / ours}
+    return {"aggregate_ratio": members * reference / ours, "per_member_ms": 1e3 * ours / members}
+
+
+def cpu_model() -> str:
+    """The CPU's model name and whether it has AVX512-BF16 (from /proc/cpuinfo)."""
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.exists() else ""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line),
+        platform.processor() or "unknown",
+    )
+    return f"{model}, avx512_bf16 {'yes' if 'avx512_bf16' in text else 'no'}"
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize(("name", "case"), cases(), ids=[f"{n}-{c}" for n, c in cases()])
+def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
+    seed_everything(0)
+    spec = registry.get(name)
+    config = spec.default_config()
+    members = members_of(case)
+    if case == "reference":
+        agent = REFERENCES[name](config, STATE_DIM, ACTION_DIM)
+    else:
+        agent = spec.agent_class()(config, (STATE_DIM,), ACTION_DIM, "cpu", members)
+    batch = state_batch(config.batch_size, members)
+    rounds = SLOW_ROUNDS if name in SLOW else ROUNDS
+    benchmark.pedantic(agent.update, args=(batch,), rounds=rounds, warmup_rounds=WARMUP)
+    MEDIANS[name, case] = benchmark.stats.stats.median
+    benchmark.extra_info |= {"batch_size": config.batch_size, "members": members}
+    benchmark.extra_info |= ratios(name, case)
+
+
+@pytest.mark.parametrize("case", ["seed", "members3"])
+def test_bench_pixel_members(benchmark: Any, case: str) -> None:
+    """SAC-CURL on 9x84x84 stacks at its batch: one seed against 3 members."""
+    seed_everything(0)
+    spec, members = registry.get("sac-curl-offline"), members_of(case)
+    config = spec.default_config()
+    try:  # checked first, so that the one-seed case is not measured for nothing
+        spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu", 3)
+    except ValueError as error:
+        pytest.skip(f"pixel agents refuse members=3 here ({error})")
+    seed_everything(0)
+    agent = spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu", members)
+    generator = torch.Generator().manual_seed(0)
+    lead = () if members is None else (members,)
+    size = (*lead, config.batch_size)
+    batch = TransitionBatch(
+        obs=torch.randint(0, 256, (*size, *PIXELS), dtype=torch.uint8, generator=generator),
+        action=torch.rand((*size, ACTION_DIM), generator=generator) * 2 - 1,
+        reward=torch.rand((*size, 1), generator=generator),
+        next_obs=torch.randint(0, 256, (*size, *PIXELS), dtype=torch.uint8, generator=generator),
+        not_done=torch.ones((*size, 1)),
+    )
+    benchmark.pedantic(agent.update, args=(batch,), rounds=2, warmup_rounds=1)
+    MEDIANS["sac-curl-pixels", case] = benchmark.stats.stats.median
+    seed = MEDIANS.get(("sac-curl-pixels", "seed"))
+    if members is not None and seed is not None:
+        benchmark.extra_info["aggregate_vs_one_seed"] = (
+            members * seed / MEDIANS["sac-curl-pixels", case]
+        )
+
+
+def test_bench_state_summary(benchmark: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The table of this run: medians and ratios (no timing of its own)."""
+    benchmark.pedantic(lambda: None, rounds=1)
+    rows = []
+    for name, case in [*cases(), ("sac-curl-pixels", "seed"), ("sac-curl-pixels", "members3")]:
+        if (name, case) in MEDIANS:
+            rows.append((name, case, 1e3 * MEDIANS[name, case], ratios(name, case)))
+    benchmark.extra_info |= {"cpu": cpu_model(), "rows": [[*row[:3], row[3]] for row in rows]}
+    with capsys.disabled():
+        print(f"\nstate updates against the reference style, {cpu_model()}, 1 thread (medians):")
+        for name, case, ms, extra in rows:
+            shown = "  ".join(f"{key} {value:.2f}" for key, value in extra.items())
+            print(f"  {name:18s} {case:10s} {ms:9.2f} ms  {shown}")
+        seed, group = (
+            MEDIANS.get(("sac-curl-pixels", "seed")),
+            MEDIANS.get(("sac-curl-pixels", "members3")),
+        )
+        if seed and group:
+            print(
+                f"  pixel SAC-CURL: 3 members = {3 * seed / group:.2f}x one seed's cell-updates/s"
+            )
