@@ -36,6 +36,7 @@ from benchmark.variant_eval import report_section
 
 AGGREGATE = "aggregate"
 IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
+STATE_IMPROVEMENT_PAIR = ("cql-state", "sac-state-offline")  # the same question on states
 PROFILE_ORDER = (
     "full",
     "state",
@@ -55,6 +56,7 @@ def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
     groups = ordered.groupby(["algo", "dataset", "seed"], sort=True)
     grouped = groups["normalized_score"]
     frame = pd.DataFrame({"final": grouped.last(), "best": grouped.max()})
+    frame["updates"] = groups["update"].last()  # what the final score was reached after
     frame["obs"] = groups["observation"].last() if "observation" in table else "pixels"
     if {"q_estimate", "discounted_return"} <= set(table.columns):
         last = groups.tail(1).set_index(["algo", "dataset", "seed"])
@@ -81,6 +83,9 @@ def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[st
     row: dict = {"algo": algo, "obs": mine["obs"].iloc[0], "dataset": dataset}
     # Final overestimation: mean over runs of Q(s0, pi(s0)) - discounted return (NaN: no critic).
     row["final_q_gap"] = float(mine["q_gap"].mean()) if mine["q_gap"].notna().any() else np.nan
+    if "updates" in mine:  # a budget-limited baseline (CQL on states) says so in its row
+        low, high = int(mine["updates"].min()), int(mine["updates"].max())
+        row["updates"] = str(low) if low == high else f"{low}-{high}"
     for column in ("final", "best"):
         scores = score_matrix(runs, algo, column, tasks)
         interval = iqm_intervals({algo: scores})[algo]
@@ -105,8 +110,19 @@ def algo_order(runs: pd.DataFrame) -> list[str]:
     return known + sorted(present - set(known))
 
 
-def improvement(runs: pd.DataFrame, pair: tuple[str, str] = IMPROVEMENT_PAIR) -> dict | None:
-    """P(pair[0] > pair[1]) on final scores over their shared datasets and seeds, if both ran."""
+def improvement_pair(runs: pd.DataFrame) -> tuple[str, str]:
+    """CQL against offline SAC: on pixels if both pixel baselines ran, else on states."""
+    present = set(runs["algo"])
+    for pair in (IMPROVEMENT_PAIR, STATE_IMPROVEMENT_PAIR):
+        if set(pair) <= present:
+            return pair
+    return STATE_IMPROVEMENT_PAIR if present & set(STATE_IMPROVEMENT_PAIR) else IMPROVEMENT_PAIR
+
+
+def improvement(runs: pd.DataFrame, pair: tuple[str, str] | None = None) -> dict | None:
+    """P(pair[0] > pair[1]) on final scores over their shared datasets and seeds, if both ran
+    (default pair: :func:`improvement_pair`)."""
+    pair = pair or improvement_pair(runs)
     x_name, y_name = pair
     shared = sorted(set(algo_datasets(runs, x_name)) & set(algo_datasets(runs, y_name)))
     if not shared:
@@ -116,9 +132,14 @@ def improvement(runs: pd.DataFrame, pair: tuple[str, str] = IMPROVEMENT_PAIR) ->
     x, y = (score_matrix(common, name, "final", shared) for name in pair)
     if x.size == 0 or x.shape != y.shape:
         return None
-    return {"x": x_name, "y": y_name, "datasets": shared, "runs": x.shape[0]} | {
-        "interval": probability_of_improvement(x, y)
-    }
+    updates = {name: sorted(set(runs.loc[runs["algo"] == name, "updates"])) for name in pair}
+    return {
+        "x": x_name,
+        "y": y_name,
+        "datasets": shared,
+        "runs": x.shape[0],
+        "updates": updates,
+    } | {"interval": probability_of_improvement(x, y)}
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -128,6 +149,7 @@ def markdown(
     meta: list[dict],
     pi: dict | None,
     figures: list[str],
+    pair: tuple[str, str] = IMPROVEMENT_PAIR,
 ) -> str:
     lines = [f"# VORB leaderboard: profile `{profile.name}`", ""]
     if profile.is_demonstration:
@@ -148,13 +170,15 @@ def markdown(
     lines += _table(board[board["dataset"] == AGGREGATE].drop(columns="dataset"))
     lines += ["", "## Probability of improvement", ""]
     if pi is None:
-        lines.append(
-            f"Not computed: {IMPROVEMENT_PAIR[0]} and {IMPROVEMENT_PAIR[1]} share no dataset."
-        )
+        lines.append(f"Not computed: {pair[0]} and {pair[1]} share no dataset.")
     else:
+        budgets = "; ".join(
+            f"{name} after {', '.join(map(str, n))} updates" for name, n in pi["updates"].items()
+        )
         lines.append(
             f"P({pi['x']} > {pi['y']}) on final scores = {pi['interval']} "
-            f"(95% stratified bootstrap; {pi['runs']} runs on {', '.join(pi['datasets'])})."
+            f"(95% stratified bootstrap; {pi['runs']} runs on {', '.join(pi['datasets'])}; "
+            f"{budgets})."
         )
     lines += ["", "## Figures", ""]
     for name in figures:  # PNGs shown inline, PDFs linked
@@ -220,13 +244,13 @@ def _precision_line(meta: list[dict]) -> str:
 
 def _table(frame: pd.DataFrame) -> list[str]:
     has_dataset = "dataset" in frame.columns
-    header = ["baseline", "obs", *(["dataset"] if has_dataset else []), "runs"]
+    header = ["baseline", "obs", *(["dataset"] if has_dataset else []), "runs", "updates"]
     header += ["final (mean ± std)", "final IQM [95% CI]", "best (mean ± std)", "best IQM [95% CI]"]
     header += ["final Q - return"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in frame.to_dict("records"):
         cells = [row["algo"], row["obs"], *([row["dataset"]] if has_dataset else [])]
-        cells.append(str(row["runs"]))
+        cells += [str(row["runs"]), str(row.get("updates", "-"))]
         for column in ("final", "best"):
             interval = Interval(
                 row[f"{column}_iqm"], row[f"{column}_iqm_low"], row[f"{column}_iqm_high"]
@@ -272,7 +296,8 @@ def write_report(
     table = table[table["profile"] == name]
     runs = per_run_scores(table)
     board = leaderboard(runs)
-    pi = improvement(runs)
+    pair = improvement_pair(runs)
+    pi = improvement(runs, pair)
     out = Path(out)
     metrics = sort_metrics(selection.table("metrics.csv", METRICS_KEY_DTYPES, profile=name))
     origins = external.origins(selection, name, submissions or {})
@@ -287,7 +312,7 @@ def write_report(
     gaps = gap.gap_table(runs)
     figures += gap.figure(gaps, out / "figures")
     atomic_write_text(out / "pixel_state_gap.csv", gaps.to_csv(index=False))
-    text = markdown(external.relabel(board, shown), profiles.get(name), meta, pi, figures)
+    text = markdown(external.relabel(board, shown), profiles.get(name), meta, pi, figures, pair)
     text += external.provenance_section(origins)  # only when some rows are external
     text += "\n".join(gap.markdown(gaps)) + "\n"
     text += report_section(selection, name, table, out)  # only when runs have variants.csv

@@ -153,3 +153,20 @@ def test_training_metrics_figure_has_a_panel_per_metric(tmp_path: Path) -> None:
     image = matplotlib.image.imread(tmp_path / "training_metrics.png")
     assert image.shape[0] > image.shape[1]  # three metrics stacked over one dataset column
     assert plots.training_metrics(metrics_frame([]), tmp_path) == []
+
+
+def test_the_state_track_compares_cql_with_offline_sac_and_names_their_budgets() -> None:
+    table = synthetic_table()
+    names = {"cql-curl": "cql-state", "sac-curl-offline": "sac-state-offline"}
+    table["algo"] = table["algo"].replace(names)
+    table.loc[table["algo"] == "cql-state", "update"] //= 10  # a budget-limited CQL
+    runs = report.per_run_scores(table)
+    assert report.improvement_pair(runs) == ("cql-state", "sac-state-offline")
+    result = report.improvement(runs)
+    assert result is not None and (result["x"], result["y"]) == ("cql-state", "sac-state-offline")
+    cql_updates, sac_updates = (
+        result["updates"][name] for name in ("cql-state", "sac-state-offline")
+    )
+    assert cql_updates == [sac_updates[0] // 10]
+    board = report.leaderboard(runs)
+    assert set(board.loc[board["algo"] == "cql-state", "updates"]) == {str(cql_updates[0])}
