@@ -11,7 +11,10 @@
 #   LANE=cql: CQL on expert, 3 seeds, at the CPU budget the issue allows (~2 CPU-hours:
 #       CQL_UPDATES updates at a measured ~0.3 s each, evaluated every CQL_UPDATES/15).
 #   LANE=all: both, one after the other.
-# WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each.
+# WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each, each pinned to
+# its own core (taskset -c 0 ..., taskset -c 1 ...): a worker takes cores/workers torch threads,
+# so an unpinned WORKERS=1 lane takes both cores and two of them oversubscribe (measured: CQL at
+# 1.1 CPU-s an update instead of 0.3). Lanes share cells through the cells' locks.
 # Then: python -m benchmark.report --results runs/reference-state --out results/reference-state
 set -uo pipefail
 cd "$(dirname "$0")/.."
