@@ -77,8 +77,7 @@ class BCAgent(Checkpointable):
             raise ValueError(f"policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
         if members is not None and config.policy != "deterministic":
             raise ValueError(
-                f"policy={config.policy!r} is not vectorised: members need "
-                "policy='deterministic'"
+                f"policy={config.policy!r} is not vectorised: members need policy='deterministic'"
             )
         check_members(members, obs_shape)
         self.config, self.device, self.members = config, torch.device(device), members

@@ -318,7 +318,9 @@ class SACCURLAgent(Checkpointable):
         if self.members is None:
             return F.cross_entropy(logits, labels)
         # Per member: (M, B, B) logits, each member's anchors against its own keys.
-        losses = F.cross_entropy(logits.flatten(0, 1), labels.repeat(self.members), reduction="none")
+        losses = F.cross_entropy(
+            logits.flatten(0, 1), labels.repeat(self.members), reduction="none"
+        )
         return losses.view(self.members, -1).mean(1)
 
     def critic_penalty(
