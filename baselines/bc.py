@@ -76,11 +76,14 @@ class BCAgent(Checkpointable):
         if config.policy not in ("deterministic", "gaussian"):
             raise ValueError(f"policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
         if members is not None and config.policy != "deterministic":
-            raise ValueError("vectorised BC supports the deterministic policy only")
+            raise ValueError(
+                f"policy={config.policy!r} is not vectorised: members need policy='deterministic'"
+            )
         check_members(members, obs_shape)
         self.config, self.device, self.members = config, torch.device(device), members
         self.augment = make_augment(obs_shape, config.aug_pad)
-        self.conv = make_trunk(obs_shape, config.num_layers, config.num_filters).to(self.device)
+        trunk = make_trunk(obs_shape, config.num_layers, config.num_filters, members)
+        self.conv = trunk.to(self.device)
         self.actor = SquashedGaussianActor(
             self.conv.repr_dim,
             config.feature_dim,

@@ -101,7 +101,7 @@ class DeterministicActor(nn.Module):
         members: int | None = None,
     ) -> None:
         super().__init__()
-        self.projection = head_projection(repr_dim, feature_dim, pixels)
+        self.projection = head_projection(repr_dim, feature_dim, pixels, members)
         in_dim = feature_dim if pixels else repr_dim
         self.policy = mlp(in_dim, hidden_dim, action_dim, members=members)
 
@@ -126,7 +126,9 @@ class DrQBCAgent(Checkpointable):
         self.config, self.device, self.members = config, torch.device(device), members
         pixels = obs_kind(obs_shape) == "pixels"
         self.augment = make_augment(obs_shape, cfg.aug_pad)
-        self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        self.encoder = make_encoder(
+            obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters, members
+        )
         self.critic = DoubleQ(self.encoder.feature_dim, action_dim, cfg.hidden_dim, members=members)
         self.actor = DeterministicActor(
             self.encoder.conv.repr_dim, cfg.feature_dim, cfg.hidden_dim, action_dim, pixels, members
@@ -201,7 +203,7 @@ class DrQBCAgent(Checkpointable):
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """The mean action; with ``deterministic=False``, plus unclipped scheduled noise
         (DrQ-v2's ``dist.sample(clip=None)``), clamped to [-1, 1]. With members: (M, D)
-        states -> (M, A) actions."""
+        states or (M, C*stack, H, W) frames -> (M, A) actions."""
         action = self.actor(self.encoder.conv(as_batch(obs, self.members, self.device)))
         if not deterministic:
             action = (action + self.stddev() * torch.randn_like(action)).clamp(-1.0, 1.0)

@@ -145,7 +145,9 @@ class SACCURLAgent(Checkpointable):
         # CURL (its loss, its W, the positive crop) exists on pixels only.
         self.curl = obs_kind(obs_shape) == "pixels"
         self.augment = make_augment(obs_shape, cfg.aug_pad)
-        self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        self.encoder = make_encoder(
+            obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters, members
+        )
         feature_dim = self.encoder.feature_dim
         self.critic = DoubleQ(feature_dim, action_dim, cfg.hidden_dim, cfg.hidden_depth, members)
         self.actor = SquashedGaussianActor(
@@ -166,8 +168,9 @@ class SACCURLAgent(Checkpointable):
         ]
         self.critic_params = [*self.encoder.parameters(), *self.critic.parameters()]
         if self.curl:
-            # CURL's bilinear similarity W (ref. code: torch.rand init).
-            self.curl_w = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim))
+            # CURL's bilinear similarity W (ref. code: torch.rand init), one per member.
+            lead = () if members is None else (members,)
+            self.curl_w = nn.Parameter(torch.rand(*lead, cfg.feature_dim, cfg.feature_dim))
             self.curl_w.data = self.curl_w.data.to(self.device)
             critic_groups.append({"params": [self.curl_w], "lr": cfg.curl_lr})
             self.critic_params.append(self.curl_w)
@@ -193,6 +196,8 @@ class SACCURLAgent(Checkpointable):
         }
 
         self._conv = self.encoder.conv
+        # Where the batch runs in a tensor: after the member dimension, if any.
+        self._batch_dim = 0 if members is None else 1
         self._target_encoder = self.encoder_target
         # The update's forward in its two fixed shapes (critic only; critic, actor and alpha):
         # the every-2nd choice is made by ``update``, outside, so each is branch-free.
@@ -224,7 +229,7 @@ class SACCURLAgent(Checkpointable):
         obs = self.augment(batch.obs)
         next_obs = self.augment(batch.next_obs)
         # CURL's positive: an independent crop of obs, encoded with next_obs by the target.
-        positive = self.augment(batch.obs) if self.curl else batch.obs[:0]
+        positive = self.augment(batch.obs) if self.curl else batch.obs.narrow(self._batch_dim, 0, 0)
         total, metrics = self._losses[update_actor](batch, obs, next_obs, positive)
 
         optimisers = self._optimisers[update_actor]
@@ -256,15 +261,15 @@ class SACCURLAgent(Checkpointable):
         Python branching on tensors and no host sync, so ``torch.compile(fullgraph=True)``
         captures it whole (``tests/test_baselines.py``)."""
         cfg = self.config
-        size = obs.shape[0]
+        size, batch_dim = obs.shape[self._batch_dim], self._batch_dim
         alpha = self.log_alpha.detach().exp()
         with self._autocast():
             with torch.no_grad():
                 h_next = self._conv(next_obs)
                 next_policy = self.actor(h_next)
                 next_action, next_log_pi = self.actor.sample(*next_policy)
-                keys = self._target_encoder(torch.cat([next_obs, positive]))
-                z_next, z_positive = keys[:size], keys[size:]
+                keys = self._target_encoder(torch.cat([next_obs, positive], dim=batch_dim))
+                z_next, z_positive = keys.split([size, keys.shape[batch_dim] - size], batch_dim)
                 target_q = td_target(
                     *self.critic_target(z_next, next_action),
                     next_log_pi * cfg.backup_entropy,
@@ -308,8 +313,15 @@ class SACCURLAgent(Checkpointable):
         """CURL's InfoNCE loss of the anchors ``z`` against the keys (0 on states: no CURL)."""
         if not self.curl:
             return torch.zeros((), device=z.device)
-        logits = curl_logits(z, z_positive, self.curl_w)
-        return F.cross_entropy(logits.float(), torch.arange(len(z), device=logits.device))
+        logits = curl_logits(z, z_positive, self.curl_w).float()
+        labels = torch.arange(logits.shape[-1], device=logits.device)
+        if self.members is None:
+            return F.cross_entropy(logits, labels)
+        # Per member: (M, B, B) logits, each member's anchors against its own keys.
+        losses = F.cross_entropy(
+            logits.flatten(0, 1), labels.repeat(self.members), reduction="none"
+        )
+        return losses.view(self.members, -1).mean(1)
 
     def critic_penalty(
         self,
@@ -331,7 +343,7 @@ class SACCURLAgent(Checkpointable):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """uint8 (C*stack, H, W) frames or a (D,) state -> action in [-1, 1] (no augmentation);
-        with members, (M, D) states -> (M, A) actions."""
+        with members, (M, C*stack, H, W) frames or (M, D) states -> (M, A) actions."""
         x = as_batch(obs, self.members, self.device)
         with self._autocast():
             mu, log_std = self.actor(self._conv(x))
@@ -389,6 +401,7 @@ def td_target(
 
 def curl_logits(anchor: torch.Tensor, positive: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """CURL's bilinear logits ``anchor W positive^T`` (B, B), each row minus its max (as the
-    reference, for stability); the positives are the diagonal (labels ``arange(B)``)."""
-    logits = anchor @ (w @ positive.T)
-    return logits - logits.max(dim=1, keepdim=True).values
+    reference, for stability); the positives are the diagonal (labels ``arange(B)``). With
+    members, anchor and positive (M, B, F) and W (M, F, F) give (M, B, B)."""
+    logits = anchor @ (w @ positive.transpose(-2, -1))
+    return logits - logits.max(dim=-1, keepdim=True).values

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.sampler import TransitionBatch
+from benchmark.sampler import FrameReplay, MemberFrameReplay, TransitionBatch
 
 NORMALIZER_EPS = 1e-3  # CORL (algorithms/offline/*.py compute_mean_std): std + 1e-3
 
@@ -283,3 +283,19 @@ class MemberReplay:
         indices = (uniform * self._sizes[:, None]).long() + self._offsets[:, None]
         obs, action, reward, next_obs, not_done = (t[indices] for t in self._tables)
         return TransitionBatch(obs, action, reward, next_obs, not_done)
+
+
+def member_replay(
+    replays: list[StateReplay] | list[FrameReplay],
+) -> MemberReplay | MemberFrameReplay:
+    """The members' replays sampled together: :class:`MemberReplay` for state replays,
+    :class:`~benchmark.sampler.MemberFrameReplay` for frame replays."""
+    kinds = sorted({type(replay).__name__ for replay in replays})
+    if all(isinstance(replay, StateReplay) for replay in replays) and replays:
+        return MemberReplay(replays)  # type: ignore[arg-type]
+    if all(isinstance(replay, FrameReplay) for replay in replays) and replays:
+        return MemberFrameReplay(replays)  # type: ignore[arg-type]
+    raise ValueError(
+        "member_replay needs a non-empty list of only StateReplay or only FrameReplay; "
+        f"got {len(replays)} replays of types {kinds or 'none'}"
+    )

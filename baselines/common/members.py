@@ -12,8 +12,8 @@ if it trained alone. Adam is elementwise, so each member's optimiser state is it
 the shared tensors. ``members=None`` is the unvectorised agent: the reductions are the plain
 scalar ones (bit for bit what the baselines computed before members existed).
 
-Tensors of a vectorised agent carry the member dimension first: observations (M, B, D),
-actions (M, B, A), Q values (M, B, 1), metrics (M,).
+Tensors of a vectorised agent carry the member dimension first: observations (M, B, D) or
+frame stacks (M, B, C, H, W), actions (M, B, A), Q values (M, B, 1), metrics (M,).
 """
 
 from __future__ import annotations
@@ -97,16 +97,16 @@ def first(x: torch.Tensor, members: int | None) -> torch.Tensor:
 
 
 def check_members(members: int | None, obs_shape: tuple[int, ...]) -> None:
-    """Members need the state observation path (the pixel conv trunk has no member dimension
-    yet: a grouped convolution would give it one)."""
+    """``members`` is None or a positive count, on a state (D,) or pixel (C, H, W) observation
+    (pixels: the conv trunk is a grouped convolution, ``baselines/common/encoder.py``)."""
     if members is None:
         return
     if members < 1:
         raise ValueError(f"members must be >= 1, got {members}")
-    if len(obs_shape) != 1:
+    if len(obs_shape) not in (1, 3):
         raise ValueError(
-            f"vectorised cells (members={members}) need state observations; got shape "
-            f"{obs_shape} (pixel trunks are not vectorised)"
+            f"vectorised cells (members={members}) need a state (D,) or pixel (C, H, W) "
+            f"observation; got shape {obs_shape}"
         )
 
 

@@ -59,21 +59,27 @@ class StateEncoder(nn.Module):
 
 
 def make_encoder(
-    obs_shape: Sequence[int], feature_dim: int, num_layers: int, num_filters: int
+    obs_shape: Sequence[int],
+    feature_dim: int,
+    num_layers: int,
+    num_filters: int,
+    members: int | None = None,
 ) -> PixelEncoder | StateEncoder:
-    """The encoder of the observation kind (the conv arguments apply to pixels only)."""
+    """The encoder of the observation kind (the conv arguments apply to pixels only); with
+    ``members``, M independent encoders in one (the state encoder has no parameters)."""
     if obs_kind(obs_shape) == "state":
         return StateEncoder(obs_shape)
-    return PixelEncoder(tuple(obs_shape), feature_dim, num_layers, num_filters)  # type: ignore[arg-type]
+    shape = tuple(obs_shape)
+    return PixelEncoder(shape, feature_dim, num_layers, num_filters, members)  # type: ignore[arg-type]
 
 
 def make_trunk(
-    obs_shape: Sequence[int], num_layers: int, num_filters: int
+    obs_shape: Sequence[int], num_layers: int, num_filters: int, members: int | None = None
 ) -> ConvTrunk | StateTrunk:
     """The trunk alone, for heads that keep their own projection (BC)."""
     if obs_kind(obs_shape) == "state":
         return StateTrunk(obs_shape)
-    return ConvTrunk(tuple(obs_shape), num_layers, num_filters)  # type: ignore[arg-type]
+    return ConvTrunk(tuple(obs_shape), num_layers, num_filters, members)  # type: ignore[arg-type]
 
 
 def make_augment(obs_shape: Sequence[int], pad: int) -> Augment:

@@ -42,10 +42,12 @@ def squashed_sample(
     return action, log_prob
 
 
-def head_projection(repr_dim: int, feature_dim: int, pixels: bool) -> nn.Module:
-    """A head's own encoder projection: CURL's ``fc -> LayerNorm -> tanh`` on conv features;
-    the identity on states (the state track has no encoder to project)."""
-    return Projection(repr_dim, feature_dim) if pixels else nn.Identity()
+def head_projection(
+    repr_dim: int, feature_dim: int, pixels: bool, members: int | None = None
+) -> nn.Module:
+    """A head's own encoder projection: CURL's ``fc -> LayerNorm -> tanh`` on conv features
+    (M of them with ``members``); the identity on states (no encoder to project)."""
+    return Projection(repr_dim, feature_dim, members) if pixels else nn.Identity()
 
 
 class SquashedGaussianActor(nn.Module):
@@ -68,7 +70,7 @@ class SquashedGaussianActor(nn.Module):
         members: int | None = None,
     ) -> None:
         super().__init__()
-        self.projection = head_projection(repr_dim, feature_dim, pixels)
+        self.projection = head_projection(repr_dim, feature_dim, pixels, members)
         in_dim = feature_dim if pixels else repr_dim
         self.trunk = mlp(in_dim, hidden_dim, 2 * action_dim, depth, members)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
