@@ -392,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     if args.plan:
         print_plan(plan)
+        if args.vectorize_seeds == "on":
+            print("--vectorize-seeds on: each offline baseline's seeds on a dataset train as one")
+            print("model in one worker; every seed above stays its own cell")
         print_cost(plan, args)
         return 0
     return execute(plan, args, budget)

@@ -239,7 +239,7 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
     from benchmark import runner
     from benchmark.evaluation import Protocol, reference_scores
     from benchmark.sampler import FrameReplay
-    from benchmark.state_replay import StateReplay
+    from benchmark.state_replay import StateReplay, member_replay
 
     first = tasks[0]
     spec = registry.get(first.cell.algo)
@@ -301,17 +301,6 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
         run.meta["attempt_started"] = time.time()
         write_json(paths.meta, {**run.meta, "status": "running"})
     return runs, trainer, outcomes
-
-
-def member_replay(replays: list[Any]) -> Any:
-    """The members' replays sampled together: (M, B, ...) batches."""
-    from benchmark.state_replay import MemberReplay, StateReplay
-
-    if all(isinstance(replay, StateReplay) for replay in replays):
-        return MemberReplay(replays)
-    from benchmark.sampler import MemberFrameReplay
-
-    return MemberFrameReplay(replays)
 
 
 def _resume_group(group: GroupTask, runs: list[Any], trainer: Any) -> tuple[list[Any], list]:

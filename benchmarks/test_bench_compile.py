@@ -27,6 +27,7 @@ MEANS: dict[tuple[str, bool], float] = {}
 @pytest.fixture(scope="module")
 def batch() -> TransitionBatch:
     generator = torch.Generator().manual_seed(0)
+
     def frames() -> torch.Tensor:
         return torch.randint(0, 256, (BATCH, *OBS_SHAPE), dtype=torch.uint8, generator=generator)
 

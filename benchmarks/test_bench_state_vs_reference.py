@@ -11,8 +11,8 @@ as separate pytest-benchmark runs: the reference-style update of ``benchmarks/co
   reference's, S seeds trained one after the other).
 
 Times are medians (robust to other processes' load); one torch thread. Rounds are even so that
-TD3+BC's every-2nd actor step is fairly represented. A pixel case (SAC-CURL, its own batch)
-compares one seed with ``members=3``: skipped while pixel agents refuse members.
+TD3+BC's every-2nd actor step is fairly represented. A pixel case (SAC-CURL at its own batch) sets
+CURL's update written plainly (``curl_reference.py``) against one seed and ``members=3``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from baselines.common.training import seed_everything
 from benchmark import registry
 from benchmark.sampler import TransitionBatch
 from benchmarks.corl_reference import ReferenceBC, ReferenceCQL, ReferenceSAC, ReferenceTD3BC
+from benchmarks.curl_reference import ReferenceSACCURL
 
 STATE_DIM, ACTION_DIM, PIXELS = 24, 6, (9, 84, 84)
 REFERENCES: dict[str, Callable[..., Any]] = {
@@ -117,18 +118,17 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
     benchmark.extra_info |= ratios(name, case)
 
 
-@pytest.mark.parametrize("case", ["seed", "members3"])
+@pytest.mark.parametrize("case", ["reference", "seed", "members3"])
 def test_bench_pixel_members(benchmark: Any, case: str) -> None:
-    """SAC-CURL on 9x84x84 stacks at its batch: one seed against 3 members."""
+    """SAC-CURL on 9x84x84 stacks at its batch: CURL's own update written plainly
+    (``benchmarks/curl_reference.py``), one seed, and 3 members."""
     seed_everything(0)
     spec, members = registry.get("sac-curl-offline"), members_of(case)
     config = spec.default_config()
-    try:  # checked first, so that the one-seed case is not measured for nothing
-        spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu", 3)
-    except ValueError as error:
-        pytest.skip(f"pixel agents refuse members=3 here ({error})")
-    seed_everything(0)
-    agent = spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu", members)
+    if case == "reference":
+        agent: Any = ReferenceSACCURL(config, PIXELS, ACTION_DIM)
+    else:
+        agent = spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu", members)
     generator = torch.Generator().manual_seed(0)
     lead = () if members is None else (members,)
     size = (*lead, config.batch_size)
@@ -141,18 +141,15 @@ def test_bench_pixel_members(benchmark: Any, case: str) -> None:
     )
     benchmark.pedantic(agent.update, args=(batch,), rounds=2, warmup_rounds=1)
     MEDIANS["sac-curl-pixels", case] = benchmark.stats.stats.median
-    seed = MEDIANS.get(("sac-curl-pixels", "seed"))
-    if members is not None and seed is not None:
-        benchmark.extra_info["aggregate_vs_one_seed"] = (
-            members * seed / MEDIANS["sac-curl-pixels", case]
-        )
+    benchmark.extra_info |= ratios("sac-curl-pixels", case)
 
 
 def test_bench_state_summary(benchmark: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """The table of this run: medians and ratios (no timing of its own)."""
     benchmark.pedantic(lambda: None, rounds=1)
     rows = []
-    for name, case in [*cases(), ("sac-curl-pixels", "seed"), ("sac-curl-pixels", "members3")]:
+    pixel_cases = [("sac-curl-pixels", case) for case in ("reference", "seed", "members3")]
+    for name, case in [*cases(), *pixel_cases]:
         if (name, case) in MEDIANS:
             rows.append((name, case, 1e3 * MEDIANS[name, case], ratios(name, case)))
     benchmark.extra_info |= {"cpu": cpu_model(), "rows": [[*row[:3], row[3]] for row in rows]}

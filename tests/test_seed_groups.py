@@ -197,6 +197,27 @@ def test_a_diverged_seed_fails_alone_and_leaves_its_siblings_untouched(
         assert paths(tmp_path / "bad", "diverging-bc", seed).done.exists()
 
 
+# -- pixels ------------------------------------------------------------------------------------------
+def test_pixel_seeds_vectorise_with_the_tables_of_separate_cells(
+    tmp_path: Path, in_process: None
+) -> None:
+    """Pixel BC and CQL-CURL (grouped-conv encoder, augmentation, CURL, momentum encoder) at
+    smoke scale: every seed a finished cell of its own, three different models."""
+    for algo in ("bc-pixels", "cql-curl"):
+        assert run.main(argv(tmp_path, algo, "--set", "updates=4", "--set", "eval_interval=2")) == 0
+        for seed in range(3):
+            cell = paths(tmp_path, algo, seed)
+            assert cell.done.exists()
+            setup = json.loads(cell.meta.read_text())["setup"]
+            assert setup["vectorized"]["member"] == seed and setup["observation"] == "pixels"
+    table = load_results(tmp_path)
+    assert len(table) == 2 * 3 * 2 and set(table["observation"]) == {"pixels"}
+    cql = table[table["algo"] == "cql-curl"]
+    assert (
+        cql["q_estimate"].notna().all() and cql.groupby("seed")["q_estimate"].last().nunique() == 3
+    )
+
+
 # -- it learns the same ----------------------------------------------------------------------------
 def test_vectorised_seeds_learn_like_separate_ones(tmp_path: Path, in_process: None) -> None:
     """td3bc-state over 300 updates: at each logged point, the vectorised seeds' mean critic and
@@ -242,3 +263,16 @@ def test_grouping_keeps_online_and_separately_started_cells_as_cells(tmp_path: P
         ("td3bc-state", 0),
         ("td3bc-state", 1),  # alone in its group of one
     }
+
+
+def test_plan_lists_every_seed_as_a_cell_and_says_they_train_together(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    command = ["--plan", "--profile", "state", "--algos", "bc-state", "--seeds", "3"]
+    assert run.main([*command, "--datasets", RANDOM, "--vectorize-seeds", "on"]) == 0
+    out = capsys.readouterr().out
+    assert "3 cells:" in out and out.count("bc-state ") == 3
+    assert "train as one" in out
+    with pytest.raises(SystemExit):
+        run.main([*command, "--vectorize-seeds", "maybe"])
+    assert "--vectorize-seeds: invalid choice: 'maybe'" in capsys.readouterr().err
