@@ -221,7 +221,7 @@ def test_pixel_seeds_vectorise_with_the_tables_of_separate_cells(
 # -- it learns the same ----------------------------------------------------------------------------
 def test_vectorised_seeds_learn_like_separate_ones(tmp_path: Path, in_process: None) -> None:
     """td3bc-state over 300 updates: at each logged point, the vectorised seeds' mean critic and
-    actor losses lie within the separate seeds' spread (3 seeds each)."""
+    actor losses, and their final scores, lie within the separate seeds' spread (3 seeds each)."""
     extra = ("--set", "updates=300", "--set", "eval_interval=100")
     for vectorize in (True, False):
         root = tmp_path / ("group" if vectorize else "alone")
@@ -237,7 +237,15 @@ def test_vectorised_seeds_learn_like_separate_ones(tmp_path: Path, in_process: N
             theirs = alone[alone["update"] == update][metric]
             spread = theirs.max() - theirs.min() + mine.max() - mine.min()
             assert abs(mine.mean() - theirs.mean()) <= spread, (metric, update)
-    # And the losses moved: a group that did not learn would pass the check above trivially.
+    # The final scores too (smoke scale: one 20-step episode an evaluation, so only "within
+    # the seeds' spread" is asked).
+    scores = {
+        name: load_results(tmp_path / name).groupby("seed")["normalized_score"].last()
+        for name in ("group", "alone")
+    }
+    spread = sum(score.max() - score.min() for score in scores.values())
+    assert abs(scores["group"].mean() - scores["alone"].mean()) <= spread, scores
+    # And the losses moved: a group that did not learn would pass the checks above trivially.
     first, last = (group[group["update"] == u]["critic_loss"].mean() for u in (100, 300))
     assert np.isfinite(first) and last != first
 
