@@ -1,7 +1,10 @@
 """The GPU fast path's candidates, each against eager fp32 in the same run (CUDA only).
 
 For every baseline at batch 128 on 9x84x84 stacks: the update as eager fp32, under
-``torch.compile``, with TF32 matmuls and convolutions, and under bf16 autocast; then a learning
+``torch.compile``, with TF32 matmuls and convolutions, under bf16 autocast, and as vectorised
+seeds (``members3``/``members8``: one model of 3 or 8 seeds, whose ``vs_eager`` is the aggregate
+cell-updates/s against one eager seed's: the figure that decides ``--vectorize-seeds`` on a GPU,
+README "Vectorised seeds"); then a learning
 check of each variant against eager fp32 lives in ``tests/test_gpu_paths.py`` (a test, not a
 timing). A variant becomes a default only if it is faster *and* passes that check.
 
@@ -30,23 +33,29 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 BATCH, OBS_SHAPE, ACTION_DIM = 128, (9, 84, 84), 6
 ROUNDS, WARMUP = 50, 10
 NAMES = ["sac-curl-offline", "cql-curl", "bc-pixels", "drqbc"]
-VARIANTS = ["eager", "compile", "tf32", "bf16"]
+VARIANTS = ["eager", "compile", "tf32", "bf16", "members3", "members8"]
 RATES: dict[tuple[str, str], float] = {}
 
 
-def batches(count: int, seed: int = 0) -> list[TransitionBatch]:
+def members_of(variant: str) -> int | None:
+    """3 for ``members3``, 8 for ``members8``, None for the unvectorised variants."""
+    return int(variant.removeprefix("members")) if variant.startswith("members") else None
+
+
+def batches(count: int, seed: int = 0, members: int | None = None) -> list[TransitionBatch]:
     generator = torch.Generator(device="cuda").manual_seed(seed)
+    size = (BATCH,) if members is None else (members, BATCH)
 
     def one() -> TransitionBatch:
         pixels = lambda: torch.randint(  # noqa: E731
-            0, 256, (BATCH, *OBS_SHAPE), dtype=torch.uint8, device="cuda", generator=generator
+            0, 256, (*size, *OBS_SHAPE), dtype=torch.uint8, device="cuda", generator=generator
         )
         return TransitionBatch(
             obs=pixels(),
-            action=torch.rand((BATCH, ACTION_DIM), device="cuda", generator=generator) * 2 - 1,
-            reward=torch.rand((BATCH, 1), device="cuda", generator=generator),
+            action=torch.rand((*size, ACTION_DIM), device="cuda", generator=generator) * 2 - 1,
+            reward=torch.rand((*size, 1), device="cuda", generator=generator),
             next_obs=pixels(),
-            not_done=torch.ones((BATCH, 1), device="cuda"),
+            not_done=torch.ones((*size, 1), device="cuda"),
         )
 
     return [one() for _ in range(count)]
@@ -74,14 +83,15 @@ def make_update(name: str, variant: str) -> Callable[[TransitionBatch], dict[str
     seed_everything(0)
     spec = registry.get(name)
     config = dataclasses.replace(spec.default_config(), batch_size=BATCH)
-    agent = spec.agent_class()(config, OBS_SHAPE, ACTION_DIM, torch.device("cuda"))
+    members = members_of(variant)
+    agent = spec.agent_class()(config, OBS_SHAPE, ACTION_DIM, torch.device("cuda"), members)
     return torch.compile(agent.update) if variant == "compile" else agent.update
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
 def test_bench_gpu_update(benchmark: Any, name: str, variant: str) -> None:
-    update, data = make_update(name, variant), batches(8)
+    update, data = make_update(name, variant), batches(8, members=members_of(variant))
     step = iter(range(10**9))
 
     def one_update() -> None:
@@ -90,7 +100,7 @@ def test_bench_gpu_update(benchmark: Any, name: str, variant: str) -> None:
 
     with variant_context(variant):
         benchmark.pedantic(one_update, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    RATES[name, variant] = 1.0 / benchmark.stats.stats.mean
+    RATES[name, variant] = (members_of(variant) or 1) / benchmark.stats.stats.mean  # cell-updates
     benchmark.extra_info |= {
         "updates_per_s": RATES[name, variant],
         "vs_eager": RATES[name, variant] / RATES.get((name, "eager"), float("nan")),
