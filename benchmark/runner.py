@@ -378,6 +378,8 @@ def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, referenc
         "device": task.device,
         "precision": task.precision.to_json() if task.precision is not None else None,
         "torch_threads": task.threads,
+        # Trained as a cell of its own; benchmark.seed_groups sets "on" (and setup.vectorized).
+        "vectorize_seeds": "off",
         "versions": package_versions(),
         "git": git_commit(),
         "host": host_info(),

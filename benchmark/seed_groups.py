@@ -271,6 +271,7 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
         if normalizer is not None:
             meta["setup"]["state_normalizer"] = normalizer.to_json()
         meta["setup"]["vectorized"] = {"seeds": list(group.seeds), "member": member}
+        meta["vectorize_seeds"] = "on"
         try:
             runner._check_same_setup(paths, meta)
         except runner.ConfigMismatchError as error:

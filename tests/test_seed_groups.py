@@ -93,6 +93,8 @@ def test_vectorised_seeds_give_the_tables_of_separate_cells(
         setup = json.loads(mine.meta.read_text())["setup"]
         assert setup["vectorized"] == {"seeds": [0, 1, 2], "member": seed}
         assert "vectorized" not in json.loads(theirs.meta.read_text())["setup"]
+        modes = [json.loads(c.meta.read_text())["vectorize_seeds"] for c in (mine, theirs)]
+        assert modes == ["on", "off"]
     # Three different models, not one model copied three times.
     assert group.groupby("seed")["return_mean"].last().nunique() == 3
 
