@@ -346,6 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="contributed results beside the baselines: results/submissions (a folder of "
         "submissions) or single submission folders; refused if their protocol differs",
     )
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="only cells that finished (a 'done' marker): leaves out cells still training or "
+        "stopped by a time budget, whose last evaluation is not their final one",
+    )
     args = parser.parse_args(argv)
     out = args.out or str(Path(args.results[0]) / "report")
     try:
@@ -366,12 +372,13 @@ def _with_submissions(args: argparse.Namespace) -> tuple[Selection, dict[Path, s
     from benchmark.external import check_submissions, find_submissions
 
     folders = existing_folders(args.results)
+    finished = getattr(args, "finished_only", False)
     if not args.submissions:
-        return select_cells(folders), {}
+        return select_cells(folders, finished_only=finished), {}
     submissions = find_submissions(args.submissions)
-    reference = select_cells(folders)
+    reference = select_cells(folders, finished_only=finished)
     check_submissions(reference, submissions, choose_profile(reference.evals, args.profile))
-    return select_cells([*folders, *submissions]), submissions
+    return select_cells([*folders, *submissions], finished_only=finished), submissions
 
 
 if __name__ == "__main__":

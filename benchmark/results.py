@@ -289,8 +289,11 @@ class _Candidate:
         return int(self.evals["update"].max()) if len(self.evals) else -1
 
 
-def _candidates(roots: Sequence[Path], profile: str | None) -> tuple[dict, list[TableError]]:
-    """Every readable cell folder, grouped by its path under its root."""
+def _candidates(
+    roots: Sequence[Path], profile: str | None, finished_only: bool = False
+) -> tuple[dict, list[TableError]]:
+    """Every readable cell folder (with ``finished_only``, those with a ``done`` marker),
+    grouped by its path under its root."""
     pattern = CELL_GLOB.replace("runs/*", f"runs/{profile}", 1) if profile else CELL_GLOB
     by_cell: dict[tuple[str, ...], list[_Candidate]] = {}
     problems: list[TableError] = []
@@ -298,6 +301,8 @@ def _candidates(roots: Sequence[Path], profile: str | None) -> tuple[dict, list[
         for folder in sorted(Path(root).glob(pattern)):
             if not (folder / "evals.csv").is_file():
                 continue  # failed before its first evaluation: nothing to report
+            if finished_only and not (folder / "done").exists():
+                continue  # still training (or stopped by a budget): its last score is not final
             try:
                 evals = read_cell_evals(folder)
             except TableError as error:
@@ -322,15 +327,20 @@ def _choose(candidates: list[_Candidate]) -> _Candidate:
     return (finished or best)[0]  # identical tables: prefer a finished cell's other files
 
 
-def select_cells(roots: str | Path | Sequence[str | Path], profile: str | None = None) -> Selection:
-    """One folder per cell across ``roots`` (results folders, each holding ``runs/``).
+def select_cells(
+    roots: str | Path | Sequence[str | Path],
+    profile: str | None = None,
+    finished_only: bool = False,
+) -> Selection:
+    """One folder per cell across ``roots`` (results folders, each holding ``runs/``); with
+    ``finished_only``, finished cells only (a grid still running reports what is final).
 
     A cell in several folders comes from the one evaluated furthest; a tie with different
     evaluations raises :class:`MergeConflict` (naming both files); identical copies are fine.
     Unreadable tables are skipped and listed in ``problems``.
     """
     roots = [Path(roots)] if isinstance(roots, str | Path) else [Path(r) for r in roots]
-    by_cell, problems = _candidates(roots, profile)
+    by_cell, problems = _candidates(roots, profile, finished_only)
     conflicts, chosen = [], []
     for key in sorted(by_cell):
         try:
