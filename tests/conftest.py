@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,3 +18,30 @@ def minari_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     return root
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local launcher without worker processes (so monkeypatched clocks reach the cells):
+    each unit (a cell, or a group of vectorised seeds) runs in this process."""
+    from benchmark import runner
+
+    def launch(units: list, workers: int, on_outcome: Any, **_: Any) -> list:
+        outcomes = []
+        for unit in units:
+            for outcome in runner.run_unit(unit):
+                outcomes.append(outcome)
+                on_outcome(outcome)
+        return outcomes
+
+    monkeypatch.setattr(runner, "run_local", launch)
+
+
+@pytest.fixture
+def restore_torch_threads() -> Any:
+    """Cells set torch's thread count; put it back after the test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

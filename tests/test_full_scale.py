@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,24 +22,8 @@ RANDOM = "vorb/walker-walk/random-v0"
 
 
 @pytest.fixture(autouse=True)
-def restore_torch_threads() -> Any:
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local launcher without worker processes (so monkeypatched clocks reach the cells)."""
-
-    def launch(tasks: list, workers: int, on_outcome: Any, **_: Any) -> list:
-        outcomes = []
-        for task in tasks:
-            outcomes.append(runner.run_cell(task))
-            on_outcome(outcomes[-1])
-        return outcomes
-
-    monkeypatch.setattr(runner, "run_local", launch)
+def _threads(restore_torch_threads: None) -> None:
+    """Every test here restores torch's thread count (tests/conftest.py)."""
 
 
 def smoke_argv(root: Path, *extra: str) -> list[str]:

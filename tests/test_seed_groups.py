@@ -30,25 +30,8 @@ SHORT = ("--set", "updates=12", "--set", "eval_interval=4")
 
 
 @pytest.fixture(autouse=True)
-def restore_torch_threads() -> Any:
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local launcher without worker processes (monkeypatched clocks reach the cells)."""
-
-    def launch(units: list, workers: int, on_outcome: Any, **_: Any) -> list:
-        outcomes = []
-        for unit in units:
-            for outcome in runner.run_unit(unit):
-                outcomes.append(outcome)
-                on_outcome(outcome)
-        return outcomes
-
-    monkeypatch.setattr(runner, "run_local", launch)
+def _threads(restore_torch_threads: None) -> None:
+    """Every test here restores torch's thread count (tests/conftest.py)."""
 
 
 def argv(root: Path, algo: str, *extra: str, vectorize: bool = True) -> list[str]:
