@@ -8,7 +8,15 @@ as separate pytest-benchmark runs: the reference-style update of ``benchmarks/co
 
 - per-seed ratio = reference time / VORB's one-seed time;
 - aggregate ratio = S * reference time / VORB's S-member time (cell-updates/s against the
-  reference's, S seeds trained one after the other).
+  reference's, S seeds trained one after the other);
+- the arithmetic floor: each case's FLOPs per update (``torch.utils.flop_counter``) over the
+  fp32 matrix-product rate measured first in the same run (``test_bench_sgemm``: a 256 x 256
+  by 256 x 256 product, the updates' dominant shape); ``of_limit`` = floor / median time. An
+  fp32 update cannot beat its floor, so a per-seed ratio above reference time / reference
+  floor is out of reach in fp32 whatever the code does;
+- ``seed-bf16`` (baselines with an ``amp`` switch): VORB's one-seed update under bf16
+  autocast, against the fp32 reference: what the bf16 kernels of this CPU add (a change of
+  precision, reported beside the fp32 ratios, not instead of them).
 
 Times are medians (robust to other processes' load); one torch thread. Rounds are even so that
 TD3+BC's every-2nd actor step is fairly represented. A pixel case (SAC-CURL at its own batch) sets
@@ -17,6 +25,7 @@ CURL's update written plainly (``curl_reference.py``) against one seed and ``mem
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +33,11 @@ from typing import Any
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from baselines.common.training import seed_everything
 from benchmark import registry
+from benchmark.precision import supports_autocast
 from benchmark.sampler import TransitionBatch
 from benchmarks.corl_reference import ReferenceBC, ReferenceCQL, ReferenceSAC, ReferenceTD3BC
 from benchmarks.curl_reference import ReferenceSACCURL
@@ -41,6 +52,9 @@ REFERENCES: dict[str, Callable[..., Any]] = {
 SLOW = {"cql-state"}  # ~0.3 s an update, ~13 GFLOP: few rounds, and S=3 only
 ROUNDS, SLOW_ROUNDS, WARMUP = 20, 4, 2
 MEDIANS: dict[tuple[str, str], float] = {}
+FLOPS: dict[tuple[str, str], float] = {}  # per update, mean over FLOP_UPDATES updates
+FLOP_UPDATES = 2  # TD3+BC steps its actor every 2nd update
+SGEMM = "sgemm"  # MEDIANS key of the fp32 matrix-product rate, in FLOP/s
 
 
 def cases() -> list[tuple[str, str]]:
@@ -48,12 +62,45 @@ def cases() -> list[tuple[str, str]]:
     out = []
     for name in REFERENCES:
         sizes = ("members3",) if name in SLOW else ("members3", "members8")
-        out += [(name, "reference"), (name, "seed"), *((name, s) for s in sizes)]
+        bf16 = ("seed-bf16",) if supports_autocast(registry.get(name).config_class()) else ()
+        out += [(name, "reference"), (name, "seed"), *((name, s) for s in (*sizes, *bf16))]
     return out
+
+
+def count_flops(update: Callable[[TransitionBatch], Any], batch: TransitionBatch) -> float:
+    """FLOPs of one update (matrix products and convolutions), the mean of a few updates."""
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(FLOP_UPDATES):
+            update(batch)
+    return counter.get_total_flops() / FLOP_UPDATES
+
+
+def floor_ratios(name: str, case: str) -> dict[str, float]:
+    """The arithmetic floor of a case and the fraction of it its median reaches."""
+    rate, flops = MEDIANS.get((SGEMM, SGEMM)), FLOPS.get((name, case))
+    median = MEDIANS.get((name, case))
+    if rate is None or flops is None or median is None:
+        return {}
+    floor = flops / rate
+    return {"gflop": flops / 1e9, "floor_ms": 1e3 * floor, "of_limit": floor / median}
 
 
 def members_of(case: str) -> int | None:
     return int(case.removeprefix("members")) if case.startswith("members") else None
+
+
+def test_bench_sgemm(benchmark: Any) -> None:
+    """The fp32 matrix-product rate of this core at the updates' dominant shape (FLOP/s)."""
+    torch.manual_seed(0)
+    left, right = torch.randn(256, 256), torch.randn(256, 256)
+
+    def products() -> None:
+        for _ in range(20):
+            torch.mm(left, right)
+
+    benchmark.pedantic(products, rounds=50, warmup_rounds=5)
+    MEDIANS[SGEMM, SGEMM] = 20 * 2 * 256**3 / benchmark.stats.stats.median
+    benchmark.extra_info["gflops"] = MEDIANS[SGEMM, SGEMM] / 1e9
 
 
 def state_batch(batch_size: int, members: int | None) -> TransitionBatch:
@@ -79,6 +126,8 @@ def ratios(name: str, case: str) -> dict[str, float]:
     if reference is None or ours is None or case == "reference":
         return {}
     members = members_of(case)
+    if case == "seed-bf16":
+        return {"per_seed_ratio_bf16": reference / ours}
     if members is None:
         return {"per_seed_ratio": reference / ours}
     return {"aggregate_ratio": members * reference / ours, "per_member_ms": 1e3 * ours / members}
@@ -109,13 +158,16 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
     if case == "reference":
         agent = REFERENCES[name](config, STATE_DIM, ACTION_DIM)
     else:
+        if case == "seed-bf16":
+            config = dataclasses.replace(config, amp=True)
         agent = spec.agent_class()(config, (STATE_DIM,), ACTION_DIM, "cpu", members)
     batch = state_batch(config.batch_size, members)
     rounds = SLOW_ROUNDS if name in SLOW else ROUNDS
     benchmark.pedantic(agent.update, args=(batch,), rounds=rounds, warmup_rounds=WARMUP)
     MEDIANS[name, case] = benchmark.stats.stats.median
+    FLOPS[name, case] = count_flops(agent.update, batch)
     benchmark.extra_info |= {"batch_size": config.batch_size, "members": members}
-    benchmark.extra_info |= ratios(name, case)
+    benchmark.extra_info |= ratios(name, case) | floor_ratios(name, case)
 
 
 @pytest.mark.parametrize("case", ["reference", "seed", "members3"])
@@ -151,13 +203,23 @@ def test_bench_state_summary(benchmark: Any, capsys: pytest.CaptureFixture[str])
     pixel_cases = [("sac-curl-pixels", case) for case in ("reference", "seed", "members3")]
     for name, case in [*cases(), *pixel_cases]:
         if (name, case) in MEDIANS:
-            rows.append((name, case, 1e3 * MEDIANS[name, case], ratios(name, case)))
+            extra = ratios(name, case) | floor_ratios(name, case)
+            rows.append((name, case, 1e3 * MEDIANS[name, case], extra))
     benchmark.extra_info |= {"cpu": cpu_model(), "rows": [[*row[:3], row[3]] for row in rows]}
     with capsys.disabled():
-        print(f"\nstate updates against the reference style, {cpu_model()}, 1 thread (medians):")
+        rate = MEDIANS.get((SGEMM, SGEMM), float("nan")) / 1e9
+        print(f"\nstate updates against the reference style, {cpu_model()}, 1 thread (medians);")
+        print(f"  fp32 256x256x256 product: {rate:.1f} GFLOP/s (the floors' rate)")
         for name, case, ms, extra in rows:
             shown = "  ".join(f"{key} {value:.2f}" for key, value in extra.items())
             print(f"  {name:18s} {case:10s} {ms:9.2f} ms  {shown}")
+        for name in REFERENCES:
+            reference, floor = MEDIANS.get((name, "reference")), floor_ratios(name, "seed")
+            if reference and floor:
+                print(
+                    f"  {name}: fp32 per-seed ratio at most {1e3 * reference / floor['floor_ms']:.2f}x"
+                    " (reference time / VORB's one-seed floor)"
+                )
         seed, group = (
             MEDIANS.get(("sac-curl-pixels", "seed")),
             MEDIANS.get(("sac-curl-pixels", "members3")),
