@@ -188,6 +188,23 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def _override_lines(meta: list[dict]) -> list[str]:
+    """The ``--set`` overrides the cells recorded, per baseline and dataset: the profile's line
+    above describes the profile as registered, and a cell run with ``--set updates=...`` differs."""
+    runs: dict[tuple[str, str, str], int] = {}
+    for m in meta:
+        recorded = m.get("setup", {}).get("overrides", {})
+        changes = {**recorded.get("profile", {}), **recorded.get("config", {})}
+        if changes and "cell" in m:
+            text = ", ".join(f"{key}={value}" for key, value in sorted(changes.items()))
+            key = (m["cell"]["algo"], m["cell"]["dataset"], text)
+            runs[key] = runs.get(key, 0) + 1
+    return [
+        f"- Overrides recorded by `{algo}` on `{dataset}` ({count} run(s)): {text}."
+        for (algo, dataset, text), count in sorted(runs.items())
+    ]
+
+
 def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
     setups = [m["setup"] for m in meta if "setup" in m]
     references = sorted(
@@ -200,6 +217,7 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
     commits = sorted({str(m.get("git", {}).get("commit"))[:10] for m in meta})
     lines = [
         f"- Profile `{profile.name}`: {profile.describe()}.",
+        *_override_lines(meta),
         f"- Evaluation: {evaluation.get('episodes')} episode(s) of {evaluation.get('time_limit_s')} s "
         f"on reset seeds {evaluation.get('seeds')}, deterministic actions, a separate evaluation "
         "environment.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.image
@@ -170,3 +171,21 @@ def test_the_state_track_compares_cql_with_offline_sac_and_names_their_budgets()
     assert cql_updates == [sac_updates[0] // 10]
     board = report.leaderboard(runs)
     assert set(board.loc[board["algo"] == "cql-state", "updates"]) == {str(cql_updates[0])}
+
+
+def test_the_leaderboard_names_overrides_the_cells_recorded(tmp_path: Path) -> None:
+    """A cell run with ``--set updates=...`` says so in the protocol, beside the profile's line."""
+    table = synthetic_table()
+    write_synthetic_results(tmp_path / "runs", table)
+    for seed in sorted(set(table["seed"])):
+        paths = CellPaths.of(tmp_path / "runs", Cell("cql-curl", EXPERT, seed, "demo"))
+        meta = json.loads(paths.meta.read_text())
+        meta["cell"] = {"algo": "cql-curl", "dataset": EXPERT, "profile": "demo", "seed": seed}
+        meta["setup"]["overrides"] = {"profile": {"updates": 750}, "config": {"hidden_dim": 64}}
+        write_json(paths.meta, meta)
+    assert report.main(["--results", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "leaderboard.md").read_text()
+    runs = len(set(table["seed"]))
+    expected = f"Overrides recorded by `cql-curl` on `{EXPERT}` ({runs} run(s)): hidden_dim=64, updates=750."
+    assert expected in text
+    assert text.count("Overrides recorded") == 1  # the other baselines ran as the profile says
