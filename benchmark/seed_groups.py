@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import registry
+from benchmark import registry, runner  # runner imports this module only inside a function
 from benchmark.results import ONLINE, CellPaths, write_json, write_metrics, write_rows
 
 VECTORIZE_CHOICES = ("off", "on")
@@ -179,8 +179,6 @@ def member_metrics(metrics: dict[str, Any], member: int) -> dict[str, Any]:
 
 def run_group(group: GroupTask) -> list[Any]:
     """Run (or resume) a group's cells; every error becomes its cells' failures, none escapes."""
-    from benchmark import runner
-
     spec = group.tasks[0].spec
     if spec is not None:
         registry.adopt(spec)
@@ -236,7 +234,6 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
     import torch
 
     from baselines.common.training import OfflineTrainer, seed_everything
-    from benchmark import runner
     from benchmark.evaluation import Protocol, reference_scores
     from benchmark.sampler import FrameReplay
     from benchmark.state_replay import StateReplay, member_replay
@@ -308,7 +305,6 @@ def _resume_group(group: GroupTask, runs: list[Any], trainer: Any) -> tuple[list
     """Load the newest checkpoint of the group; members behind it are refused."""
     import torch
 
-    from benchmark import runner
     from benchmark.results import EvalRow
 
     states = {}
@@ -357,8 +353,6 @@ def _resume_group(group: GroupTask, runs: list[Any], trainer: Any) -> tuple[list
 
 def _group_loop(group: GroupTask, runs: list[Any], trainer: Any, eval_env: Any) -> list[Any]:
     """Train the group, evaluate each member on schedule, checkpoint them together."""
-    from benchmark import runner
-
     outcomes: list[Any] = []
     profile, algo = runs[0].profile, runs[0].task.cell.algo
     total, eval_interval = profile.updates_for(algo), profile.eval_interval_for(algo)
@@ -390,8 +384,6 @@ def _group_loop(group: GroupTask, runs: list[Any], trainer: Any, eval_env: Any) 
 
 def _evaluate_members(runs: list[Any], eval_env: Any, elapsed: dict, outcomes: list) -> list:
     """Evaluate each member; a member that fails (diverged) leaves the group's run."""
-    from benchmark import runner
-
     alive = []
     for run in runs:
         try:
@@ -421,22 +413,17 @@ def _checkpoint_group(group: GroupTask, runs: list[Any], trainer: Any, elapsed: 
             "seconds": elapsed[id(run)](),
         }
         atomic_write(run.paths.checkpoint, lambda file, r=record: torch.save(r, file))
-    from benchmark import runner
-
     for run in runs:
         runner._event(run, f"checkpoint at update {trainer.updates}")
 
 
 def _pause(run: Any) -> Any:
-    from benchmark import runner
-
     meta = {**run.meta, "status": "paused", "checkpoint_update": run.trainer.updates}
     write_json(run.paths.meta, meta)
     return runner._paused_outcome(run.task.cell, run.paths)
 
 
 def _finish(run: Any) -> Any:
-    from benchmark import runner
     from benchmark.atomic import atomic_write
 
     write_json(run.paths.meta, {**run.meta, "status": "done", "finished": time.time()})
