@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from benchmark.atomic import atomic_write
@@ -60,24 +61,49 @@ def learning_curves(table: pd.DataFrame, out_dir: Path, x: str = "update") -> li
     figure, axes = plt.subplots(
         1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False, sharey=True
     )
+    style = {"hue_order": order, "palette": palette, "style": "algo", "dashes": dashes}
     for index, (axis, dataset) in enumerate(zip(axes[0], datasets, strict=True)):
-        sns.lineplot(
-            data=frame[frame["dataset"] == dataset],
-            x=x,
-            y="normalized_score",
-            hue="algo",
-            hue_order=order,
-            palette=palette,
-            style="algo",
-            dashes=dashes,
-            estimator="mean",
-            errorbar=("pi", 100),  # the 0-100th percentile interval: min to max over seeds
-            legend=index == 0,
-            ax=axis,
-        )
+        panel = frame[frame["dataset"] == dataset]
+        _curves(panel, x, axis, style, legend=index == len(datasets) - 1)
         axis.set(title=dataset.split("/")[-1], xlabel=x.replace("_", " "), ylabel=SCORE_LABEL)
+        _zoom_on_short_runs(panel, x, axis, style)
+    # Beside the panels, not on one: inside, it hid curves and the zoom insets.
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0))
     figure.tight_layout()
     return save(figure, out_dir, f"learning_curves_{x}")
+
+
+SHORT_RUN = 0.25  # a baseline whose runs end before this fraction of a panel's x range
+
+
+def _curves(panel: pd.DataFrame, x: str, axis: Axes, style: dict, legend: bool) -> None:
+    sns.lineplot(
+        data=panel,
+        x=x,
+        y="normalized_score",
+        hue="algo",
+        estimator="mean",
+        errorbar=("pi", 100),  # the 0-100th percentile interval: min to max over seeds
+        legend=legend,
+        ax=axis,
+        **style,
+    )
+
+
+def _zoom_on_short_runs(panel: pd.DataFrame, x: str, axis: Axes, style: dict) -> None:
+    """An inset over the first updates where a baseline stopped early (a budget-limited CQL at
+    7,500 of 100,000 updates would otherwise be a few pixels at the panel's left edge)."""
+    ends = panel.groupby("algo")[x].max()
+    short = ends[ends < SHORT_RUN * ends.max()]
+    if short.empty:
+        return
+    limit = float(short.max())
+    inset = axis.inset_axes((0.5, 0.1, 0.46, 0.42))
+    _curves(panel[panel[x] <= limit], x, inset, style, legend=False)
+    inset.set(xlim=(0, limit), xlabel="", ylabel="")
+    inset.set_title(f"first {limit:,.0f} {x.replace('_', ' ')}s", fontsize=8)
+    inset.tick_params(labelsize=7)
 
 
 def iqm_intervals(intervals: dict[str, tuple[float, float, float]], out_dir: Path) -> list[str]:

@@ -189,3 +189,24 @@ def test_the_leaderboard_names_overrides_the_cells_recorded(tmp_path: Path) -> N
     expected = f"Overrides recorded by `cql-curl` on `{EXPERT}` ({runs} run(s)): hidden_dim=64, updates=750."
     assert expected in text
     assert text.count("Overrides recorded") == 1  # the other baselines ran as the profile says
+
+
+def test_learning_curves_zoom_on_a_baseline_stopped_early(tmp_path: Path) -> None:
+    """A budget-limited baseline (here CQL at a tenth of the others' updates) gets an inset over
+    its updates in its dataset's panel; panels where every baseline ran as long get none."""
+    table = synthetic_table()
+    early = (table["algo"] == "cql-curl") & (table["dataset"] == EXPERT)
+    table = pd.concat([table[~early], table[early].assign(update=table[early]["update"] // 10)])
+    frame = plots.curves_frame(table)
+    style = {"hue_order": report.algo_order(frame), "style": "algo"}
+    figure, (expert_axis, random_axis) = plots.plt.subplots(1, 2)
+    for axis, dataset in ((expert_axis, EXPERT), (random_axis, RANDOM)):
+        plots._zoom_on_short_runs(frame[frame["dataset"] == dataset], "update", axis, style)
+    (inset,) = expert_axis.child_axes
+    assert inset.get_xlim() == (0.0, 30.0) and inset.get_title() == "first 30 updates"
+    assert random_axis.child_axes == []
+    plots.plt.close(figure)
+    assert plots.learning_curves(table, tmp_path) == [
+        "learning_curves_update.png",
+        "learning_curves_update.pdf",
+    ]
