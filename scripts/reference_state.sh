@@ -10,7 +10,11 @@
 #       rest, then online SAC (the order in which the anchors check them);
 #   LANE=cql: CQL on expert, 3 seeds, at the CPU budget the issue allows (~2 CPU-hours:
 #       CQL_UPDATES updates at a measured ~0.3 s each, evaluated every CQL_UPDATES/15).
-#   LANE=all: both, one after the other.
+#   LANE=all: both, one after the other;
+#   LANE=bc-td3bc and LANE=sac: the grid split in two for two cores (BC and TD3+BC on every
+#       dataset; online SAC, then offline SAC on every dataset): the cells of LANE=grid, in
+#       lanes of about equal cost once expert and medium-expert are done (finished cells are
+#       skipped in a second).
 # WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each, each pinned to
 # its own core (taskset -c 0 ..., taskset -c 1 ...): a worker takes cores/workers torch threads,
 # so an unpinned WORKERS=1 lane takes both cores and two of them oversubscribe (measured: CQL at
@@ -47,6 +51,17 @@ grid() {
   run sac-state-offline "$D/medium-v0" "$D/medium-replay-v0" "$D/random-v0"
 }
 
+bc_td3bc() {
+  run bc-state,td3bc-state "$D/medium-replay-v0" "$D/random-v0" "$D/medium-v0" \
+    "$D/medium-expert-v0" "$D/expert-v0"
+}
+
+sac() {
+  run sac-state-online
+  run sac-state-offline "$D/medium-expert-v0" "$D/medium-v0" "$D/medium-replay-v0" \
+    "$D/random-v0" "$D/expert-v0"
+}
+
 cql() {
   run cql-state "$D/expert-v0" -- --set "updates=$CQL_UPDATES" \
     --set "eval_interval=$(( CQL_UPDATES / 15 ))"
@@ -56,5 +71,7 @@ case "$LANE" in
   grid) grid ;;
   cql) cql ;;
   all) grid; cql ;;
-  *) echo "LANE=$LANE: valid lanes are grid, cql, all" >&2; exit 2 ;;
+  bc-td3bc) bc_td3bc ;;
+  sac) sac ;;
+  *) echo "LANE=$LANE: valid lanes are grid, cql, all, bc-td3bc, sac" >&2; exit 2 ;;
 esac
