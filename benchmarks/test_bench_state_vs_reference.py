@@ -25,7 +25,6 @@ CURL's update written plainly (``curl_reference.py``) against one seed and ``mem
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from baselines.common.training import seed_everything
 from benchmark import registry
-from benchmark.precision import supports_autocast
+from benchmark.precision import BF16, supports_autocast, with_precision
 from benchmark.sampler import TransitionBatch
 from benchmarks.corl_reference import ReferenceBC, ReferenceCQL, ReferenceSAC, ReferenceTD3BC
 from benchmarks.curl_reference import ReferenceSACCURL
@@ -159,7 +158,7 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
         agent = REFERENCES[name](config, STATE_DIM, ACTION_DIM)
     else:
         if case == "seed-bf16":
-            config = dataclasses.replace(config, amp=True)
+            config = with_precision(config, BF16)
         agent = spec.agent_class()(config, (STATE_DIM,), ACTION_DIM, "cpu", members)
     batch = state_batch(config.batch_size, members)
     rounds = SLOW_ROUNDS if name in SLOW else ROUNDS
