@@ -4,7 +4,7 @@ The registrations below name classes by string so that listing baselines never i
 the classes themselves (and their docstrings) are in the files named.
 """
 
-from benchmark.registry import BUILT_IN, BaselineSpec, register
+from benchmark.harness.registry import BUILT_IN, BaselineSpec, register
 
 register(
     BaselineSpec(

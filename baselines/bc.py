@@ -29,8 +29,8 @@ from baselines.common.members import as_batch, check_members, first, member_mse
 from baselines.common.observation import make_augment, make_trunk, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
-from benchmark.ranges import Count, NonNegativeInt, Positive
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness.ranges import Count, NonNegativeInt, Positive
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from torch.func import functional_call
 from baselines.common.members import member_mean
 from baselines.common.optim import adam
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
-from benchmark.ranges import Choice, Count, NonNegative, Positive
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness.ranges import Choice, Count, NonNegative, Positive
 
 SAMPLED, TANH_MEAN = "sampled", "tanh_mean"
 POLICY_ACTIONS = (SAMPLED, TANH_MEAN)

@@ -37,8 +37,15 @@ from baselines.common.members import as_batch, check_members, first, member_mean
 from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, head_projection, mlp, soft_update
-from benchmark.ranges import Count, Discount, Fraction, NonNegative, NonNegativeInt, Positive
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness.ranges import (
+    Count,
+    Discount,
+    Fraction,
+    NonNegative,
+    NonNegativeInt,
+    Positive,
+)
 
 
 @dataclass(frozen=True)

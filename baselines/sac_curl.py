@@ -65,8 +65,8 @@ from baselines.common.members import (
 from baselines.common.observation import make_augment, make_encoder, obs_kind
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
-from benchmark.ranges import Beta, Count, Discount, Fraction, NonNegativeInt, Positive
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness.ranges import Beta, Count, Discount, Fraction, NonNegativeInt, Positive
 
 
 @dataclass(frozen=True)

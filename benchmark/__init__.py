@@ -1,6 +1,6 @@
 """VORB harness: the pixel walker environment, datasets, sampler, registry, runner and report."""
 
-import benchmark._quiet_gym  # noqa: F401  (first: before gymnasium loads shimmy, which imports gym)
-from benchmark.envs import register_envs
+import benchmark.data._quiet_gym  # noqa: F401  (first: before gymnasium loads shimmy, which imports gym)
+from benchmark.data.envs import register_envs
 
 register_envs()

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmark import precision, profiles, ranges, registry
-from benchmark.overrides import OverrideError, Overrides, parse_overrides
-from benchmark.precision import PrecisionChoice
-from benchmark.profiles import Profile
-from benchmark.progress import SUMMARY_EVERY_S, RunProgress, interactive
-from benchmark.results import ONLINE, Cell, check_writable
-from benchmark.seed_groups import DEFAULT_VECTORIZE, VECTORIZE_CHOICES, group_tasks
-from benchmark.variant_eval import parse_eval_variants
+from benchmark.harness import precision, profiles, ranges, registry
+from benchmark.harness.overrides import OverrideError, Overrides, parse_overrides
+from benchmark.harness.precision import PrecisionChoice
+from benchmark.harness.profiles import Profile
+from benchmark.harness.progress import SUMMARY_EVERY_S, RunProgress, interactive
+from benchmark.harness.results import ONLINE, Cell, check_writable
+from benchmark.harness.seed_groups import DEFAULT_VECTORIZE, VECTORIZE_CHOICES, group_tasks
+from benchmark.harness.variant_eval import parse_eval_variants
 
 EXIT_FAILED_CELLS = 1
 EXIT_USAGE = 2
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-variants",
         default=None,
         help="also evaluate each final agent on these visual variants (name or name:seed, "
-        "comma-separated; benchmark.variants) into variants.csv",
+        "comma-separated; benchmark.data.variants) into variants.csv",
     )
     parser.add_argument(
         "--set",
@@ -227,7 +227,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     check_ranges(profile, specs, overrides)
     datasets = parse_datasets(args.datasets, profile)
     seeds = parse_seeds(args.seeds, profile.seeds)
-    from benchmark.runner import plan_cells
+    from benchmark.harness.runner import plan_cells
 
     cells = tuple(plan_cells(specs, datasets, seeds, profile))
     offline_datasets = datasets if any(s.offline for s in specs) else ()
@@ -237,8 +237,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def check_ranges(
     profile: Profile, specs: Sequence[registry.BaselineSpec], overrides: Overrides
 ) -> None:
-    """Every value within its declared range (``benchmark.ranges``), before any cell starts;
-    raises :class:`~benchmark.ranges.RangeError` naming the field, the value and the range."""
+    """Every value within its declared range (``benchmark.harness.ranges``), before any cell starts;
+    raises :class:`~benchmark.harness.ranges.RangeError` naming the field, the value and the range."""
     ranges.check(profile, f"profile {profile.name!r}")
     for spec in specs:
         ranges.check(overrides.config_for(spec, profile), f"{spec.name}'s config")
@@ -402,17 +402,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_cost(plan: Plan, args: argparse.Namespace) -> None:
     """What the run costs: updates, evaluations and (with ``--probe``) a wall-clock estimate."""
-    from benchmark import cost
-    from benchmark.runner import default_workers
+    from benchmark.harness import cost
+    from benchmark.harness.runner import default_workers
 
     workers = args.workers or default_workers(len(plan.cells))
     print(cost.describe(plan, workers, args.device, probe=args.probe))
 
 
 def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
-    from benchmark import runner
+    from benchmark.data.envs import ensure_headless_gl
     from benchmark.datasets import DatasetError
-    from benchmark.envs import ensure_headless_gl
+    from benchmark.harness import runner
 
     try:
         root = check_writable(args.results)
@@ -463,7 +463,7 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
 def decide_precision(plan: Plan, device: str, workers: int) -> PrecisionChoice:
     """The run's precision, once for all its cells (``auto``: measured here, on the threads each
     worker will have)."""
-    from benchmark.runner import threads_per_worker
+    from benchmark.harness.runner import threads_per_worker
 
     choice = precision.resolve(
         plan.profile.precision, resolve_device(device), plan.specs, threads_per_worker(workers)
@@ -485,7 +485,7 @@ def make_tasks(
 ) -> list:
     import os
 
-    from benchmark.runner import CellTask, threads_per_worker
+    from benchmark.harness.runner import CellTask, threads_per_worker
 
     device = resolve_device(args.device)
     threads = threads_per_worker(workers)

@@ -25,7 +25,7 @@ from baselines.bc import BCStateConfig
 from baselines.cql_curl import CQLStateConfig
 from baselines.drqbc import TD3BCStateConfig
 from baselines.sac_curl import SACStateConfig
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2) -> nn.Sequential:

@@ -21,7 +21,7 @@ from baselines.common.augment import random_crop
 from baselines.common.encoder import orthogonal_init
 from baselines.common.sac import mlp, squashed_sample
 from baselines.sac_curl import SACCURLConfig, curl_logits, td_target
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
 
 
 class ReferenceEncoder(nn.Module):

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from baselines.common.training import seed_everything
-from benchmark import registry
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness import registry
 from benchmarks.curl_reference import ReferenceSACCURL
 
 BATCH, OBS_SHAPE, ACTION_DIM = 128, (9, 84, 84), 6
@@ -43,7 +43,7 @@ def batch() -> TransitionBatch:
 def run(benchmark: Any, key: str, update: Any, batch: TransitionBatch) -> None:
     benchmark.extra_info["batch_size"] = BATCH
     benchmark.pedantic(update, args=(batch,), rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    MEANS[key] = benchmark.stats.stats.mean
+    MEANS[key] = benchmark.report.stats.stats.mean
     benchmark.extra_info["updates_per_s"] = 1.0 / MEANS[key]
 
 

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from benchmark.atomic import atomic_write
-from benchmark.replay_store import CHUNK_GLOB
-from benchmark.sampler import FrameReplay
+from benchmark.data.replay_store import CHUNK_GLOB
+from benchmark.data.sampler import FrameReplay
 
 CAPACITY = 100_000  # CURL, Table 3
 SPACING = 5_000  # agent steps between two checkpoints of the full profile

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from baselines.common.training import seed_everything
-from benchmark import registry
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness import registry
 
 BATCH, OBS_SHAPE, ACTION_DIM = 128, (9, 84, 84), 6
 ROUNDS, WARMUP = 6, 4  # warm-up: both compiled shapes (critic only; with the actor), twice
@@ -49,6 +49,6 @@ def test_bench_compile(benchmark: Any, batch: TransitionBatch, name: str, compil
     config = dataclasses.replace(spec.default_config(), batch_size=BATCH, compile=compiled)
     agent = spec.agent_class()(config, OBS_SHAPE, ACTION_DIM, "cpu")
     benchmark.pedantic(agent.update, args=(batch,), rounds=ROUNDS, warmup_rounds=WARMUP)
-    MEANS[name, compiled] = benchmark.stats.stats.mean
+    MEANS[name, compiled] = benchmark.report.stats.stats.mean
     benchmark.extra_info["updates_per_s"] = 1.0 / MEANS[name, compiled]
     benchmark.extra_info["cpu"] = torch.backends.cpu.get_cpu_capability()

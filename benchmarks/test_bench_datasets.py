@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.data.envs import make_walker_pixels
+from benchmark.data.sampler import FrameReplay
 from benchmark.datasets import build as build_module
 from benchmark.datasets import build_dataset
 from benchmark.datasets.store import build_record
-from benchmark.envs import make_walker_pixels
-from benchmark.sampler import FrameReplay
 
 RANDOM_ID = "vorb/walker-walk/random-v0"
 TRANSITIONS = 400  # one 400-step episode at the full time limit: ~5 s on a CPU core
@@ -70,7 +70,7 @@ def test_build_throughput_vs_raw_env(benchmark: Any, root: Path) -> None:
 
     dataset = benchmark.pedantic(build, rounds=1, iterations=1)
     stats = build_record(dataset)["stats"]
-    rate = TRANSITIONS / benchmark.stats.stats.mean
+    rate = TRANSITIONS / benchmark.report.stats.stats.mean
     per_transition = stats["bytes_on_disk"] / stats["transitions"]
     results["build"] = rate
     benchmark.extra_info.update(
@@ -112,7 +112,7 @@ def test_sampling_throughput(benchmark: Any, root: Path) -> None:
     batch = benchmark(replay.sample, 256, generator)
     assert batch.obs.shape == (256, 9, 84, 84)
     assert batch.obs.untyped_storage().data_ptr() == batch.next_obs.untyped_storage().data_ptr()
-    rate = 256 / benchmark.stats.stats.mean
+    rate = 256 / benchmark.report.stats.stats.mean
     benchmark.extra_info.update(transitions_per_s=rate, goal=20_000)
     print(
         f"\n[datasets] sampling {rate:,.0f} stacked transitions/s at batch 256 from "
@@ -134,7 +134,7 @@ def test_storage_backends(
         progress=False,
     )
     replay = benchmark.pedantic(FrameReplay.from_minari, args=(dataset,), rounds=3, iterations=1)
-    read_rate = len(replay) / benchmark.stats.stats.mean
+    read_rate = len(replay) / benchmark.report.stats.stats.mean
     per_transition = build_record(dataset)["stats"]["bytes_on_disk"] / dataset.total_steps
     benchmark.extra_info.update(
         read_transitions_per_s=read_rate, bytes_per_transition=per_transition

@@ -103,7 +103,7 @@ def test_export_throughput_and_bytes(
         return export.export_dataset(TILED_ID, format, destination, force=True, progress=False)
 
     path = benchmark.pedantic(run, rounds=1, iterations=1)
-    rate = transitions / benchmark.stats.stats.mean
+    rate = transitions / benchmark.report.stats.stats.mean
     size = folder_bytes(path)
     results[format] = {"rate": rate, "bytes": size}
     benchmark.extra_info.update(

@@ -25,8 +25,8 @@ import pytest
 import torch
 
 from baselines.common.training import seed_everything
-from benchmark import registry
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness import registry
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -100,7 +100,9 @@ def test_bench_gpu_update(benchmark: Any, name: str, variant: str) -> None:
 
     with variant_context(variant):
         benchmark.pedantic(one_update, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    RATES[name, variant] = (members_of(variant) or 1) / benchmark.stats.stats.mean  # cell-updates
+    RATES[name, variant] = (
+        members_of(variant) or 1
+    ) / benchmark.report.stats.stats.mean  # cell-updates
     benchmark.extra_info |= {
         "updates_per_s": RATES[name, variant],
         "vs_eager": RATES[name, variant] / RATES.get((name, "eager"), float("nan")),

@@ -48,7 +48,7 @@ def test_inner_loop_vs_raw_env(benchmark: Any, source: Any, raw_rate: float, nam
     env = variant_env(name, 0)  # made (and its appearance drawn) before timing
     frames = benchmark.pedantic(render_states, args=(env, states), rounds=3, iterations=1)
     assert len(frames) == len(states)
-    rate = len(states) / benchmark.stats.stats.mean
+    rate = len(states) / benchmark.report.stats.stats.mean
     benchmark.extra_info.update(frames_per_s=rate, raw_env_steps_per_s=raw_rate)
     print(
         f"\n[rerender] {name}: set state + render {rate:.1f} frames/s/core vs step + render "
@@ -68,7 +68,7 @@ def test_rerender_command_vs_raw_env(
 
     dataset = benchmark.pedantic(rerender, rounds=1, iterations=1)
     frames = dataset.total_steps + dataset.total_episodes
-    rate = frames / benchmark.stats.stats.mean
+    rate = frames / benchmark.report.stats.stats.mean
     benchmark.extra_info.update(frames_per_s=rate, raw_env_steps_per_s=raw_rate)
     print(
         f"\n[rerender] {name}: whole command {rate:.1f} frames/s/core (read, render, write, "

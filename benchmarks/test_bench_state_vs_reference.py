@@ -35,9 +35,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from baselines.common.training import seed_everything
-from benchmark import registry
-from benchmark.precision import BF16, supports_autocast, with_precision
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
+from benchmark.harness import registry
+from benchmark.harness.precision import BF16, supports_autocast, with_precision
 from benchmarks.corl_reference import ReferenceBC, ReferenceCQL, ReferenceSAC, ReferenceTD3BC
 from benchmarks.curl_reference import ReferenceSACCURL
 
@@ -98,7 +98,7 @@ def test_bench_sgemm(benchmark: Any) -> None:
             torch.mm(left, right)
 
     benchmark.pedantic(products, rounds=50, warmup_rounds=5)
-    MEDIANS[SGEMM, SGEMM] = 20 * 2 * 256**3 / benchmark.stats.stats.median
+    MEDIANS[SGEMM, SGEMM] = 20 * 2 * 256**3 / benchmark.report.stats.stats.median
     benchmark.extra_info["gflops"] = MEDIANS[SGEMM, SGEMM] / 1e9
 
 
@@ -163,7 +163,7 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
     batch = state_batch(config.batch_size, members)
     rounds = SLOW_ROUNDS if name in SLOW else ROUNDS
     benchmark.pedantic(agent.update, args=(batch,), rounds=rounds, warmup_rounds=WARMUP)
-    MEDIANS[name, case] = benchmark.stats.stats.median
+    MEDIANS[name, case] = benchmark.report.stats.stats.median
     FLOPS[name, case] = count_flops(agent.update, batch)
     benchmark.extra_info |= {"batch_size": config.batch_size, "members": members}
     benchmark.extra_info |= ratios(name, case) | floor_ratios(name, case)
@@ -191,7 +191,7 @@ def test_bench_pixel_members(benchmark: Any, case: str) -> None:
         not_done=torch.ones((*size, 1)),
     )
     benchmark.pedantic(agent.update, args=(batch,), rounds=2, warmup_rounds=1)
-    MEDIANS["sac-curl-pixels", case] = benchmark.stats.stats.median
+    MEDIANS["sac-curl-pixels", case] = benchmark.report.stats.stats.median
     benchmark.extra_info |= ratios("sac-curl-pixels", case)
 
 

@@ -24,7 +24,7 @@ def minari_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local launcher without worker processes (so monkeypatched clocks reach the cells):
     each unit (a cell, or a group of vectorised seeds) runs in this process."""
-    from benchmark import runner
+    from benchmark.harness import runner
 
     def launch(units: list, workers: int, on_outcome: Any, **_: Any) -> list:
         outcomes = []

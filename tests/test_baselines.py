@@ -21,10 +21,10 @@ import benchmark  # noqa: F401  (registers the ids)
 from baselines.common.augment import random_crop
 from baselines.common.training import make_trainer, seed_everything
 from baselines.sac_curl import curl_logits, td_target
-from benchmark import registry
-from benchmark.envs import ENV_ID, STATE_ENV_ID
-from benchmark.sampler import FrameReplay, TransitionBatch
-from benchmark.state_replay import StateNormalizer, StateReplay
+from benchmark.data.envs import ENV_ID, STATE_ENV_ID
+from benchmark.data.sampler import FrameReplay, TransitionBatch
+from benchmark.data.state_replay import StateNormalizer, StateReplay
+from benchmark.harness import registry
 
 DEVICE = torch.device("cpu")
 EPISODES, ACTION_DIM = 6, 6

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from baselines.sac_curl import SACCURLAgent
+from benchmark.data.envs import ENV_ID, STATE_ENV_ID, ensure_headless_gl
 from benchmark.datasets.__main__ import main as datasets_main
 from benchmark.datasets.build import build_dataset, state_dataset_id
 from benchmark.datasets.collect import EpisodeTask, collect_episode, episode_seeds
@@ -35,7 +36,6 @@ from benchmark.datasets.train_behaviour import (
     run_episode,
 )
 from benchmark.datasets.verify import verify_dataset
-from benchmark.envs import ENV_ID, STATE_ENV_ID, ensure_headless_gl
 
 # MuJoCo picks its GL backend when dm_control is first imported: choose a headless one before a
 # state env (which does not render) imports it, or the pixel env later fails to make a context.

@@ -11,8 +11,8 @@ import pytest
 import torch
 from datasets_helpers import TINY_RANDOM_ID, build_tiny_root
 
+from benchmark.data.sampler import FrameReplay
 from benchmark.datasets import DatasetError, d4rl
-from benchmark.sampler import FrameReplay
 
 TRANSITIONS = 45  # 20 + 20 + 5: the last episode stops early (the data ran out)
 EPISODE_ENDS = [19, 39, 44]

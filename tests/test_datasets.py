@@ -22,14 +22,14 @@ from datasets_helpers import (
     write_tiny_replay,
 )
 
-from benchmark import evaluation
+from benchmark.data.envs import ENV_ID
 from benchmark.datasets import DatasetError, build_dataset, known_dataset_ids, load_or_explain
 from benchmark.datasets import recipes as recipes_module
 from benchmark.datasets.build import _plan, _tasks
 from benchmark.datasets.collect import collect_episode
 from benchmark.datasets.recipes import RecipeError, get_recipe, load_recipe
 from benchmark.datasets.store import STAGING_DIR, build_record, is_built, reference_scores
-from benchmark.envs import ENV_ID
+from benchmark.harness import evaluation
 
 TRANSITIONS = 50  # 3 episodes: 20 + 20 + a cut-short 10
 

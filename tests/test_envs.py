@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import benchmark  # noqa: F401  (registers the ids)
-from benchmark.envs import ENV_ID, STATE_ENV_ID
+from benchmark.data.envs import ENV_ID, STATE_ENV_ID
 
 
 @pytest.fixture(scope="module")

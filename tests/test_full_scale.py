@@ -14,9 +14,10 @@ import torch
 
 from baselines.cql_curl import CQLCURLConfig
 from baselines.sac_curl import SACCURLConfig
-from benchmark import run, runner
-from benchmark.overrides import parse_overrides
-from benchmark.results import Cell, CellPaths, load_results, read_metrics
+from benchmark import run
+from benchmark.harness import runner
+from benchmark.harness.overrides import parse_overrides
+from benchmark.harness.results import Cell, CellPaths, load_results, read_metrics
 
 RANDOM = "vorb/walker-walk/random-v0"
 

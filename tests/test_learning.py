@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from baselines.common.training import make_trainer
-from benchmark import registry
+from benchmark.data.sampler import FrameReplay
 from benchmark.datasets import build_dataset
-from benchmark.evaluation import Protocol, evaluate, reference_scores
-from benchmark.sampler import FrameReplay
+from benchmark.harness import registry
+from benchmark.harness.evaluation import Protocol, evaluate, reference_scores
 
 pytestmark = pytest.mark.slow
 

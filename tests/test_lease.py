@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.harness.profiles import EXPERT, get
+from benchmark.harness.results import ONLINE, Cell
 from benchmark.lease import plan
 from benchmark.lease.merge import merge
-from benchmark.profiles import EXPERT, get
-from benchmark.results import ONLINE, Cell
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = get("full")

@@ -17,9 +17,9 @@ import torch
 from baselines.common.augment import random_shift
 from baselines.common.encoder import MemberLayerNorm, PixelEncoder
 from baselines.common.members import EnsembleLinear
-from benchmark import registry
-from benchmark.sampler import FrameReplay, MemberFrameReplay, TransitionBatch
-from benchmark.state_replay import MemberReplay, StateReplay, member_replay
+from benchmark.data.sampler import FrameReplay, MemberFrameReplay, TransitionBatch
+from benchmark.data.state_replay import MemberReplay, StateReplay, member_replay
+from benchmark.harness import registry
 
 MEMBERS, BATCH, STATE_DIM, ACTION_DIM = 3, 16, 24, 6
 PIXELS = (9, 32, 32)  # 3 stacked RGB frames, small: the trunk's output is 9 x 9 x filters

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import export_results, report, run
+from benchmark import run
 from benchmark.atomic import atomic_write_text
-from benchmark.results import (
+from benchmark.harness.results import (
     Cell,
     CellPaths,
     EvalRow,
@@ -23,6 +23,8 @@ from benchmark.results import (
     write_json,
     write_rows,
 )
+from benchmark.report import export_results
+from benchmark.report import leaderboard as report
 
 EXPERT = "vorb/walker-walk/expert-v0"
 RANDOM = "vorb/walker-walk/random-v0"

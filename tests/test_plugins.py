@@ -1,6 +1,6 @@
 """Baselines from outside the repository, end to end: the template package installed by pip, a
 ``--algos module:Class`` file, a script's registration, broken plugins, the leaderboard's
-external rows, ``benchmark.compare`` and submissions. Real pip installs, real smoke runs in
+external rows, ``benchmark.report.compare`` and submissions. Real pip installs, real smoke runs in
 subprocesses (one smoke dataset, built by the first run, shared by the module's runs)."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import compare, report
-from benchmark.export_results import export
-from benchmark.plugins import config_hash
+from benchmark.harness.plugins import config_hash
+from benchmark.report import compare
+from benchmark.report import leaderboard as report
+from benchmark.report.export_results import export
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "examples" / "vorb-plugin-template"
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.registry import BaselineSpec
+from benchmark.harness.registry import BaselineSpec
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ SPEC = BaselineSpec("mean-spec", "my_agents:MeanConfig", "my_agents:MeanActionAg
 SCRIPT = """
 import sys
 
-from benchmark import registry
-from benchmark.registry import BaselineSpec
+from benchmark.harness import registry
+from benchmark.harness.registry import BaselineSpec
 from benchmark.run import main
 
 registry.register(
@@ -318,9 +319,9 @@ def test_a_broken_plugin_is_a_usage_error_naming_it(
 def test_broken_references_and_registrations(
     outside: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from benchmark import registry
-    from benchmark.plugins import PluginError
-    from benchmark.registry import BaselineSpec
+    from benchmark.harness import registry
+    from benchmark.harness.plugins import PluginError
+    from benchmark.harness.registry import BaselineSpec
     from benchmark.run import main
 
     (outside / "half_agents.py").write_text(
@@ -357,7 +358,7 @@ def test_the_template_agent_learns(
     import minari
     import torch
 
-    from benchmark.sampler import FrameReplay
+    from benchmark.data.sampler import FrameReplay
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(shared / "minari"))
     monkeypatch.syspath_prepend(str(template[0]))

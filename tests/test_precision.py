@@ -13,8 +13,10 @@ import pytest
 import torch
 from test_run import in_process
 
-from benchmark import precision, registry, report, run, runner
-from benchmark.precision import BF16, FP32, cpu_bf16_blocker, cpu_flags, isa_cap
+from benchmark import run
+from benchmark.harness import precision, registry, runner
+from benchmark.harness.precision import BF16, FP32, cpu_bf16_blocker, cpu_flags, isa_cap
+from benchmark.report import leaderboard as report
 
 REPO = Path(__file__).resolve().parent.parent
 CAP = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}  # a CPU without AVX512-BF16, on one with it

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import profiles, runner
-from benchmark.results import CellPaths, load_results
+from benchmark.harness import profiles, runner
+from benchmark.harness.results import CellPaths, load_results
 
 UNEVEN = dataclasses.replace(
     profiles.get("smoke"),

@@ -9,9 +9,10 @@ from typing import Literal
 
 import pytest
 
-from benchmark import profiles, ranges, registry, run
-from benchmark.ranges import Choice, Count, Fraction, Range, RangeError, field_ranges
-from benchmark.registry import BaselineSpec
+from benchmark import run
+from benchmark.harness import profiles, ranges, registry
+from benchmark.harness.ranges import Choice, Count, Fraction, Range, RangeError, field_ranges
+from benchmark.harness.registry import BaselineSpec
 
 
 def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import plots, report
-from benchmark.results import (
+from benchmark.harness.results import (
     COLUMNS,
     Cell,
     CellPaths,
@@ -20,6 +19,8 @@ from benchmark.results import (
     write_json,
     write_rows,
 )
+from benchmark.report import leaderboard as report
+from benchmark.report import plots, stats
 
 RANDOM, EXPERT = "vorb/walker-walk/random-v0", "vorb/walker-walk/expert-v0"
 
@@ -84,11 +85,26 @@ def test_leaderboard_rows_and_aggregate() -> None:
     aggregate = board[(board["algo"] == "cql-curl") & (board["dataset"] == "aggregate")].iloc[0]
     assert aggregate["runs"] == 3
     assert aggregate["best_iqm"] == pytest.approx(61.0)  # IQM of 60,61,62 twice -> 61
+    # Datasets from the worst data to the best (D4RL's order), not alphabetically.
+    cql_rows = board.loc[board["algo"] == "cql-curl", "dataset"].tolist()
+    assert cql_rows == [RANDOM, EXPERT, "aggregate"]
+
+
+def test_datasets_are_ordered_by_quality_then_by_name() -> None:
+    names = [f"vorb/walker-walk/{q}-v0" for q in ("expert", "medium", "random", "medium-replay")]
+    assert stats.dataset_order([*names, "online", "vorb/walker-walk/medium-expert-v0"]) == [
+        "vorb/walker-walk/random-v0",
+        "vorb/walker-walk/medium-replay-v0",
+        "vorb/walker-walk/medium-v0",
+        "vorb/walker-walk/medium-expert-v0",
+        "vorb/walker-walk/expert-v0",
+        "online",
+    ]
 
 
 def test_improvement_of_cql_over_offline_sac() -> None:
     result = report.improvement(report.per_run_scores(synthetic_table()))
-    assert result is not None and result["datasets"] == [EXPERT, RANDOM]
+    assert result is not None and result["datasets"] == [RANDOM, EXPERT]
     assert result["interval"].point == pytest.approx(1.0)
 
 
@@ -189,6 +205,11 @@ def test_the_leaderboard_names_overrides_the_cells_recorded(tmp_path: Path) -> N
     expected = f"Overrides recorded by `cql-curl` on `{EXPERT}` ({runs} run(s)): hidden_dim=64, updates=750."
     assert expected in text
     assert text.count("Overrides recorded") == 1  # the other baselines ran as the profile says
+    assert "Profile `demo` as registered (cells with `--set` overrides are listed next)" in text
+    plain = tmp_path / "plain"
+    write_synthetic_results(plain / "runs", table)
+    assert report.main(["--results", str(plain / "runs"), "--out", str(plain / "out")]) == 0
+    assert "as registered" not in (plain / "out" / "leaderboard.md").read_text()
 
 
 def test_learning_curves_zoom_on_a_baseline_stopped_early(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.atomic import atomic_write, atomic_write_text
-from benchmark.results import (
+from benchmark.harness.results import (
     COLUMNS,
     Cell,
     CellPaths,

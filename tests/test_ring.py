@@ -18,11 +18,11 @@ import torch
 
 import benchmark  # noqa: F401  (registers the ids)
 from baselines.common.training import OnlineTrainer, make_trainer
-from benchmark import registry
 from benchmark.atomic import atomic_write
-from benchmark.envs import ENV_ID
-from benchmark.replay_store import CHUNK_GLOB, ChunkError
-from benchmark.sampler import FrameReplay, FrameStacker
+from benchmark.data.envs import ENV_ID
+from benchmark.data.replay_store import CHUNK_GLOB, ChunkError
+from benchmark.data.sampler import FrameReplay, FrameStacker
+from benchmark.harness import registry
 
 K = 3
 HWC = (2, 3, 3)

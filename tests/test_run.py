@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import profiles, registry, run, runner
-from benchmark.registry import BaselineSpec
-from benchmark.results import CellPaths, load_metrics, load_results
+from benchmark import run
+from benchmark.harness import profiles, registry, runner
+from benchmark.harness.registry import BaselineSpec
+from benchmark.harness.results import CellPaths, load_metrics, load_results
 
 
 def test_help_lists_baselines_datasets_and_profiles(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import registry
-from benchmark.results import load_results, read_evals
+from benchmark.harness import registry
+from benchmark.harness.results import load_results, read_evals
 
 RANDOM = "vorb/walker-walk/random-v0"
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets_helpers import build_tiny_root
 
-from benchmark.sampler import FrameReplay, FrameStacker
+from benchmark.data.sampler import FrameReplay, FrameStacker
 
 K = 3  # frame stack
 SHAPE = (4, 5, 3)  # tiny HWC frames

@@ -1,4 +1,4 @@
-"""Vectorised seeds through the harness (``--vectorize-seeds on``, benchmark/seed_groups.py) on
+"""Vectorised seeds through the harness (``--vectorize-seeds on``, benchmark/harness/seed_groups.py) on
 real smoke-scale cells: every seed stays a cell (rows, metrics, checkpoint, ``done``); a group
 stopped by the time budget and resumed equals an uninterrupted group, seed by seed; a diverged
 seed fails alone and its siblings' results are untouched; seeds stopped at different points are
@@ -19,10 +19,11 @@ import torch
 
 from baselines.bc import BCAgent
 from baselines.common.members import EnsembleLinear
-from benchmark import registry, run, runner
-from benchmark.results import Cell, CellPaths, load_results, read_metrics
-from benchmark.runner import CellTask
-from benchmark.seed_groups import GroupTask, group_tasks
+from benchmark import run
+from benchmark.harness import registry, runner
+from benchmark.harness.results import Cell, CellPaths, load_results, read_metrics
+from benchmark.harness.runner import CellTask
+from benchmark.harness.seed_groups import GroupTask, group_tasks
 
 RANDOM = "vorb/walker-walk/random-v0"
 SEEDS = ("--seeds", "3")

@@ -10,7 +10,7 @@ import torch
 
 from baselines.cql_curl import CQLCURLAgent, CQLCURLConfig
 from baselines.drqbc import DrQBCAgent, DrQBCConfig
-from benchmark.sampler import TransitionBatch
+from benchmark.data.sampler import TransitionBatch
 
 OBS, ACTIONS = (9, 84, 84), 6
 

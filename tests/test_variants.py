@@ -16,6 +16,15 @@ import numpy as np
 import pytest
 from datasets_helpers import TINY_RANDOM_ID, build_tiny_root, fresh_copy, run_cli
 
+from benchmark.data.envs import make_walker_variant
+from benchmark.data.variants import (
+    DEFAULT,
+    VARIANTS,
+    VariantError,
+    apply_appearance,
+    get_variant,
+    parse_variant,
+)
 from benchmark.datasets.card import STRIP_FRAMES, _frame_strip, write_card
 from benchmark.datasets.rerender import (
     EXACT_KEYS,
@@ -25,23 +34,14 @@ from benchmark.datasets.rerender import (
 )
 from benchmark.datasets.store import DatasetError, build_record, digest_episodes, is_built
 from benchmark.datasets.verify import verify_dataset
-from benchmark.envs import make_walker_variant
-from benchmark.report import main as report_main
-from benchmark.results import load_results
-from benchmark.variant_eval import (
+from benchmark.harness.results import load_results
+from benchmark.harness.variant_eval import (
     VARIANT_COLUMNS,
     load_variant_results,
     parse_eval_variants,
     report_section,
 )
-from benchmark.variants import (
-    DEFAULT,
-    VARIANTS,
-    VariantError,
-    apply_appearance,
-    get_variant,
-    parse_variant,
-)
+from benchmark.report.leaderboard import main as report_main
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER_VARIANTS = [name for name in VARIANTS if name != DEFAULT]

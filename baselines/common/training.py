@@ -23,8 +23,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from benchmark.sampler import FrameReplay, FrameStacker, TransitionBatch
-from benchmark.state_replay import StateNormalizer, StateObserver, StateReplay
+from benchmark.data.sampler import FrameReplay, FrameStacker, TransitionBatch
+from benchmark.data.state_replay import StateNormalizer, StateObserver, StateReplay
 
 Replay = FrameReplay | StateReplay
 

@@ -156,7 +156,7 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
         BehaviourTraining,
         behaviour_sac_config,
     )
-    from benchmark.overrides import OverrideError, parse_value, settable_fields
+    from benchmark.harness.overrides import OverrideError, parse_value, settable_fields
 
     sac_fields = settable_fields(type(behaviour_sac_config()))
     changes = {}
@@ -268,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _rerender_parser(commands: argparse._SubParsersAction) -> None:
-    from benchmark.variants import VARIANTS
+    from benchmark.data.variants import VARIANTS
 
     rerender = commands.add_parser(
         "rerender", help="re-render a dataset's stored physics under a visual variant"

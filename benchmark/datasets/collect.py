@@ -60,7 +60,7 @@ def episode_seeds(data_seed: int, index: int) -> tuple[int, tuple[int, ...]]:
 
 def _env(time_limit_s: float, pixels: bool) -> Any:
     if (time_limit_s, pixels) not in _ENVS:
-        from benchmark.envs import make_walker_pixels, make_walker_state
+        from benchmark.data.envs import make_walker_pixels, make_walker_state
 
         make = make_walker_pixels if pixels else make_walker_state
         _ENVS[time_limit_s, pixels] = make(time_limit_s=time_limit_s)

@@ -8,7 +8,7 @@ Code written for D4RL (CORL and most offline RL repositories) reads a dict of nu
 
 Pixel observations are uint8 channel-first stacks of ``frame_stack`` frames, oldest first; at an
 episode's start the first frame is repeated, as V-D4RL's loader and VORB's
-:class:`benchmark.sampler.FrameReplay` do. ``observation="state"`` gives the proprioceptive state
+:class:`benchmark.data.sampler.FrameReplay` do. ``observation="state"`` gives the proprioceptive state
 (float32) instead, as D4RL's MuJoCo datasets have; ``with_state=True`` adds it beside the pixels as
 ``states`` (and ``next_states``).
 
@@ -38,8 +38,8 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
+from benchmark.data.sampler import FRAME_STACK
 from benchmark.datasets.store import load_or_explain
-from benchmark.sampler import FRAME_STACK
 
 OBSERVATIONS = ("pixels", "state")
 Observation = Literal["pixels", "state"]

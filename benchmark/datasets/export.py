@@ -288,7 +288,7 @@ def d3rlpy_arrays(data: FrameIndexedDataset) -> dict[str, np.ndarray]:
 
 def to_d3rlpy(dataset_id: str, frame_stack: int | None = None, progress: bool = False) -> Any:
     """A d3rlpy ``MDPDataset`` of ``dataset_id``: uint8 (3, 84, 84) frames, stacked by d3rlpy's
-    ``FrameStackTransitionPicker(frame_stack)`` (default VORB's, ``benchmark.sampler.FRAME_STACK``).
+    ``FrameStackTransitionPicker(frame_stack)`` (default VORB's, ``benchmark.data.sampler.FRAME_STACK``).
 
     Note d3rlpy pads the stack with zero frames at an episode's start, where V-D4RL and VORB
     repeat the first frame; the frames, actions and rewards themselves are the dataset's.
@@ -296,8 +296,8 @@ def to_d3rlpy(dataset_id: str, frame_stack: int | None = None, progress: bool = 
     from d3rlpy.constants import ActionSpace
     from d3rlpy.dataset import FrameStackTransitionPicker, MDPDataset
 
+    from benchmark.data.sampler import FRAME_STACK
     from benchmark.datasets.d4rl import load_frame_indexed
-    from benchmark.sampler import FRAME_STACK
 
     frame_stack = FRAME_STACK if frame_stack is None else frame_stack
     data = load_frame_indexed(dataset_id, frame_stack, progress=progress)

@@ -1,7 +1,7 @@
 """Re-render a dataset under a visual variant from its stored physics states (no stepping).
 
 ``python -m benchmark.datasets rerender <id> --variant <name> [--seed N]`` sets each stored
-physics state in the variant's evaluation environment (:func:`benchmark.envs.make_walker_variant`)
+physics state in the variant's evaluation environment (:func:`benchmark.data.envs.make_walker_variant`)
 and renders it. The new dataset (``<name>-<variant>[-s<seed>]-v<n>``) keeps the source's actions,
 rewards, terminations, truncations, states, physics states and episode boundaries: their digests
 are compared with the source's before the dataset is published, and a mismatch publishes
@@ -20,6 +20,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from benchmark.data.variants import (
+    DEFAULT,
+    VARIANTS,
+    Variant,
+    VariantError,
+    appearance,
+    check_seed,
+    get_variant,
+)
 from benchmark.datasets.build import (
     DEFAULT_TIME_LIMIT_S,
     _buffer,
@@ -41,15 +50,6 @@ from benchmark.datasets.store import (
     is_built,
     load_or_explain,
 )
-from benchmark.variants import (
-    DEFAULT,
-    VARIANTS,
-    Variant,
-    VariantError,
-    appearance,
-    check_seed,
-    get_variant,
-)
 
 EXACT_KEYS = ("actions", "rewards", "terminations", "truncations", "state", "physics")
 RERENDER_KEY = "vorb_variant"  # the variant record inside Minari's metadata.json
@@ -70,7 +70,7 @@ class RerenderTask:
 def variant_env(variant: str, seed: int) -> Any:
     """The variant's evaluation environment (cached per process)."""
     if (variant, seed) not in _ENVS:
-        from benchmark.envs import make_walker_variant
+        from benchmark.data.envs import make_walker_variant
 
         _ENVS[variant, seed] = make_walker_variant(variant, seed)
     return _ENVS[variant, seed]
@@ -194,7 +194,7 @@ def rerender_dataset(
 
     An already built target is loaded, not re-rendered (delete it, or use the CLI's ``--force``).
     """
-    from benchmark.envs import ensure_headless_gl
+    from benchmark.data.envs import ensure_headless_gl
 
     variant, seed = resolve(variant_name, seed)
     source = load_or_explain(source_id)

@@ -38,14 +38,14 @@ import gymnasium as gym
 import numpy as np
 
 from benchmark.atomic import atomic_write, atomic_write_text
+from benchmark.data.envs import STATE_ENV_ID
 from benchmark.datasets.policies import (
     BehaviourPolicy,
     NumpyActor,
     random_policy_action,
     save_checkpoint,
 )
-from benchmark.envs import STATE_ENV_ID
-from benchmark.ranges import Count, Positive, check
+from benchmark.harness.ranges import Count, Positive, check
 
 if TYPE_CHECKING:  # baselines import torch: only when training
     from baselines.sac_curl import SACStateConfig
@@ -232,7 +232,7 @@ class BehaviourTrainer:
         import torch
 
         from baselines.common.training import make_trainer
-        from benchmark import registry
+        from benchmark.harness import registry
 
         check(sac, "train-behaviour: the SAC config")
         check(plan, "train-behaviour")

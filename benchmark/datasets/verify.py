@@ -112,9 +112,9 @@ def _scan(
 def _render_check(dataset: Any, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
     import gymnasium as gym
 
-    from benchmark.envs import make_walker_pixels
+    from benchmark.data.envs import make_walker_pixels
 
-    # The dataset's own env spec: a visual variant (benchmark.variants) renders its way.
+    # The dataset's own env spec: a visual variant (benchmark.data.variants) renders its way.
     spec = dataset.spec.env_spec
     env = gym.make(spec).unwrapped if spec is not None else make_walker_pixels()
     try:

@@ -11,7 +11,7 @@ The stages, in order, each leaving its outcome in ``OUT/status.json`` before the
    speed suite and its learn-alike checks (:mod:`benchmark.lease.speed`, ``OUT/speed.json``);
 5. cells: the next reference cells with the update count that fits the time left
    (:mod:`benchmark.lease.plan`), run by ``benchmark.run --time-budget``;
-6. export: their tables and metadata as ``OUT/results.tar.gz`` (``benchmark.export_results``).
+6. export: their tables and metadata as ``OUT/results.tar.gz`` (``benchmark.report.export_results``).
 
 Everything goes to ``OUT/lease.log``. Back here, ``python -m benchmark.lease.merge OUT`` merges
 the cells into ``results/reference/`` and rebuilds the leaderboard (:mod:`benchmark.lease.merge`).

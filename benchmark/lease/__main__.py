@@ -16,11 +16,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.harness.overrides import Overrides
+from benchmark.harness.profiles import EXPERT
+from benchmark.harness.profiles import get as get_profile
 from benchmark.lease import plan as slot_plan
 from benchmark.lease.stages import SlotRecord, StageResult, run_command
-from benchmark.overrides import Overrides
-from benchmark.profiles import EXPERT
-from benchmark.profiles import get as get_profile
 from benchmark.run import budget_reserve, parse_duration
 
 SCALES = {"smoke": "smoke", "full": "full"}  # --scale -> the profile its cells run
@@ -280,7 +280,7 @@ class Slot:
         command = [
             PY,
             "-m",
-            "benchmark.export_results",
+            "benchmark.report.export_results",
             "--results",
             str(self.work / "cells"),
             "--out",

@@ -1,7 +1,7 @@
 """``python -m benchmark.lease.merge SLOT_OUT``: a GPU slot's results into ``results/reference/``.
 
 ``SLOT_OUT`` is the folder a slot handed back (``scripts/gpu_lease.sh --out``): its
-``results.tar.gz`` (``benchmark.export_results``) is unpacked beside the reference folder, merged
+``results.tar.gz`` (``benchmark.report.export_results``) is unpacked beside the reference folder, merged
 with it by the report's own rule (a cell found in both comes from the copy evaluated furthest;
 conflicting copies are an error and nothing is written), and the leaderboard and figures are
 rebuilt. The slot's log, stage status, probe and speed files are kept beside the cells, in
@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.report import write_report
-from benchmark.results import select_cells
+from benchmark.harness.results import select_cells
+from benchmark.report.leaderboard import write_report
 
 ARCHIVE = "results.tar.gz"
 SLOT_FILES = ("status.json", "lease.log", "probe.json", "speed.json")

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.cost import cell_cost
-from benchmark.profiles import EXPERT, MEDIUM_EXPERT, RANDOM, Profile
-from benchmark.results import CELL_GLOB, ONLINE, Cell
+from benchmark.harness.cost import cell_cost
+from benchmark.harness.profiles import EXPERT, MEDIUM_EXPERT, RANDOM, Profile
+from benchmark.harness.results import CELL_GLOB, ONLINE, Cell
 
 ORIGINAL_COMPARISON = ("sac-curl-online", "sac-curl-offline", "cql-curl")
 OTHER_OFFLINE = ("bc-pixels", "drqbc")
@@ -88,7 +88,7 @@ class SlotPlan:
 def pixel_specs() -> list:
     """The registered pixel baselines: a GPU slot runs the pixel track (the state track's
     reference runs on CPUs)."""
-    from benchmark import registry
+    from benchmark.harness import registry
 
     specs = (registry.get(name) for name in registry.names())
     return [spec for spec in specs if getattr(spec, "obs_kind", "pixels") == "pixels"]
@@ -163,7 +163,7 @@ def estimate_seconds(
 
 @dataclass(frozen=True)
 class _Steps:
-    """What :func:`benchmark.cost.cell_cost` reads of a config: the online random warm-up."""
+    """What :func:`benchmark.harness.cost.cell_cost` reads of a config: the online random warm-up."""
 
     initial_random_steps: int
 

@@ -1,6 +1,6 @@
 """``python -m benchmark.lease.probe``: the speeds a slot's plan needs, measured on its device.
 
-Seconds per update of each baseline (``benchmark.cost``'s probe: a few timed updates on a random
+Seconds per update of each baseline (``benchmark.harness.cost``'s probe: a few timed updates on a random
 batch at the profile's batch size), seconds per rendered agent step, and the seconds a cell
 spends besides its updates and rendering (a smoke cell's wall-clock in the same slot, or else this
 process's imports, plus loading the group's dataset onto the device), written as one JSON file that :class:`benchmark.lease.plan.Probe` reads.
@@ -16,20 +16,20 @@ import argparse  # noqa: E402  (after the clock: the imports are part of a cell'
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
-from benchmark import cost, registry  # noqa: E402
 from benchmark.atomic import atomic_write_text  # noqa: E402
+from benchmark.harness import cost, registry  # noqa: E402
 from benchmark.run import build_parser, make_plan  # noqa: E402
 
 
 def dataset_load_seconds(dataset_id: str | None, device: str) -> float:
-    """Seconds to load a built dataset into a :class:`~benchmark.sampler.FrameReplay` on
+    """Seconds to load a built dataset into a :class:`~benchmark.data.sampler.FrameReplay` on
     ``device`` (0 without one: online-only groups load none)."""
     if dataset_id is None:
         return 0.0
     import minari
     import torch
 
-    from benchmark.sampler import FrameReplay
+    from benchmark.data.sampler import FrameReplay
 
     started = time.perf_counter()
     FrameReplay.from_minari(minari.load_dataset(dataset_id), device=torch.device(device))

@@ -44,8 +44,8 @@ def check_cells(run_args: Sequence[str]) -> list[str]:
     """Round-trip every cell of the ``benchmark.run`` command ``run_args`` made; problems."""
     import torch
 
-    from benchmark import runner
-    from benchmark.results import CellPaths
+    from benchmark.harness import runner
+    from benchmark.harness.results import CellPaths
     from benchmark.run import build_parser, make_plan, make_tasks, prepare_datasets
 
     args = build_parser().parse_args(list(run_args))

@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from benchmark.precision import AUTO, FP32, Precision
-from benchmark.ranges import Count, Positive, Range
+from benchmark.harness.precision import AUTO, FP32, Precision
+from benchmark.harness.ranges import Count, Positive, Range
 
 FULL_EPISODE_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps (repeat 2)
 
@@ -42,7 +42,7 @@ class Profile:
         small budget can go where it shows learning; recorded with every result (``to_json``).
     precision: ``fp32``, ``bf16`` (autocast, for the baselines that have it) or ``auto`` (bf16
         only where it measures faster on this machine, decided once per run:
-        :mod:`benchmark.precision`); each cell records the one it trained in.
+        :mod:`benchmark.harness.precision`); each cell records the one it trained in.
     state_eval_episodes: episodes per evaluation of state cells, when it differs from
         ``eval_episodes`` (state episodes render nothing and cost a twentieth of a pixel one).
     """
@@ -118,7 +118,7 @@ class Profile:
         return (
             f"{updates} over "
             f"{episodes} of {steps} agent steps, {data}, "
-            f"{self.seeds} seed(s); precision {self.precision}; config overrides: {overrides}"
+            f"{self.seeds} seed(s); precision {self.precision}; the profile's config overrides: {overrides}"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from benchmark.ranges import Choice
+from benchmark.harness.ranges import Choice
 
 FP32, BF16, AUTO = "fp32", "bf16", "auto"
 PRECISIONS = (FP32, BF16, AUTO)
@@ -151,7 +151,7 @@ def probe(spec: Any, device: str, threads: int) -> dict[str, float]:
     autocast (two timed updates after one warm-up, each way), on ``threads`` torch threads."""
     import torch
 
-    from benchmark.cost import time_updates
+    from benchmark.harness.cost import time_updates
 
     torch.set_num_threads(threads)
     seconds = {}

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.profiles import FULL_EPISODE_S, Profile
+from benchmark.harness.profiles import FULL_EPISODE_S, Profile
 
 PROBE_WARMUP, PROBE_UPDATES, PROBE_STEPS = 2, 3, 20
 
@@ -47,7 +47,7 @@ def cell_cost(
 
 def plan_costs(plan: Any) -> list[tuple[Any, CellCost]]:
     """(cell, cost) for every cell of a :class:`benchmark.run.Plan`."""
-    from benchmark import registry
+    from benchmark.harness import registry
 
     costs = []
     for cell in plan.cells:
@@ -82,8 +82,8 @@ def estimate_seconds(plan: Any, costs: list, workers: int, device: str) -> float
     """Sum of every cell's probed cost, divided among the workers."""
     import torch
 
-    from benchmark import registry
-    from benchmark.runner import threads_per_worker
+    from benchmark.harness import registry
+    from benchmark.harness.runner import threads_per_worker
 
     torch.set_num_threads(threads_per_worker(workers))
     per_update = {
@@ -109,7 +109,7 @@ def time_updates(
     """Seconds per update of ``spec`` with ``config``: ``updates`` timed after ``warmup``."""
     import torch
 
-    from benchmark.sampler import TransitionBatch
+    from benchmark.data.sampler import TransitionBatch
 
     agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device(device))
     size = config.batch_size
@@ -134,7 +134,7 @@ def probe_step_seconds(profile: Profile) -> float:
     """Seconds per rendered agent step of the pixel walker (evaluation and online acting)."""
     import gymnasium as gym
 
-    from benchmark.envs import ENV_ID
+    from benchmark.data.envs import ENV_ID
 
     env = gym.make(ENV_ID, time_limit_s=profile.episode_time_limit_s)
     try:

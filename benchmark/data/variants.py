@@ -50,7 +50,7 @@ class Variant:
     @property
     def env_id(self) -> str:
         """The registered evaluation environment that renders this way."""
-        from benchmark.envs import ENV_ID
+        from benchmark.data.envs import ENV_ID
 
         return ENV_ID if self.name == DEFAULT else f"vorb/walker-walk-pixels-{self.name}-v0"
 

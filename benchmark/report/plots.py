@@ -1,5 +1,5 @@
 """Figures of a results table, each saved as PNG and PDF: learning curves, IQM intervals and a
-performance profile. Plotting only: statistics come from :mod:`benchmark.stats`.
+performance profile. Plotting only: statistics come from :mod:`benchmark.report.stats`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from benchmark.atomic import atomic_write
-from benchmark.results import ONLINE
+from benchmark.harness.results import ONLINE
+from benchmark.report.stats import dataset_order
 
 FORMATS = ("png", "pdf")
 SCORE_LABEL = "normalised score"
@@ -40,7 +41,7 @@ def curves_frame(table: pd.DataFrame) -> pd.DataFrame:
     (the original CQL-CURL walker figure draws online SAC-CURL next to the offline agents)."""
     offline = table[table["dataset"] != ONLINE]
     online = table[table["dataset"] == ONLINE]
-    datasets = sorted(offline["dataset"].unique()) or [ONLINE]
+    datasets = dataset_order(offline["dataset"]) or [ONLINE]
     copies = [online.assign(dataset=dataset) for dataset in datasets]
     return pd.concat([offline, *copies], ignore_index=True)
 
@@ -50,10 +51,10 @@ def learning_curves(table: pd.DataFrame, out_dir: Path, x: str = "update") -> li
 
     Colours follow one baseline order in every panel; online baselines are dashed.
     """
-    from benchmark.report import algo_order
+    from benchmark.report.leaderboard import algo_order
 
     frame = curves_frame(table)
-    datasets = sorted(frame["dataset"].unique())
+    datasets = dataset_order(frame["dataset"])
     order = algo_order(frame)
     palette = _palette(order)
     online = set(table.loc[table["dataset"] == ONLINE, "algo"])
@@ -131,7 +132,7 @@ def performance_profile(score_dict: dict[str, np.ndarray], out_dir: Path) -> lis
     everything = np.concatenate([scores.ravel() for scores in score_dict.values()])
     low, high = float(np.min(everything)), float(np.max(everything))
     taus = np.linspace(min(0.0, low), max(high, low + 1e-6), 81)
-    from benchmark.stats import seeded_bootstrap
+    from benchmark.report.stats import seeded_bootstrap
 
     with seeded_bootstrap():
         profiles, bands = library.create_performance_profile(score_dict, taus, reps=500)
@@ -174,7 +175,7 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
     """Per dataset, each critic baseline's estimate Q(s0, pi(s0)) (solid) against the
     discounted return its policy then obtained (dashed), seeds' range shaded: overestimation
     shows as a solid line above its dashed one, conservatism as one below."""
-    from benchmark.report import algo_order
+    from benchmark.report.leaderboard import algo_order
 
     frame = curves_frame(table[table["q_estimate"].notna()])
     if frame.empty:
@@ -185,7 +186,7 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
         var_name="quantity",
         value_name="value",
     )
-    datasets, order = sorted(long["dataset"].unique()), algo_order(frame)
+    datasets, order = dataset_order(long["dataset"]), algo_order(frame)
     figure, axes = plt.subplots(
         1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False, sharey=True
     )
@@ -217,12 +218,12 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
 def training_metrics(metrics: pd.DataFrame, out_dir: Path) -> list[str]:
     """One row of panels per training metric, one column per dataset: the average over the
     updates between two evaluations, mean over seeds as a line, the seeds' range shaded."""
-    from benchmark.report import algo_order
+    from benchmark.report.leaderboard import algo_order
 
     names = [name for name in TRAINING_METRICS if name in metrics and metrics[name].notna().any()]
     if metrics.empty or not names:
         return []
-    datasets, order = sorted(metrics["dataset"].unique()), algo_order(metrics)
+    datasets, order = dataset_order(metrics["dataset"]), algo_order(metrics)
     figure, axes = plt.subplots(
         len(names),
         len(datasets),
@@ -257,11 +258,11 @@ def all_figures(
     out_dir: Path,
     metrics: pd.DataFrame | None = None,
 ) -> list[str]:
-    """Every figure of a report; ``runs`` is :func:`benchmark.report.per_run_scores` of ``table``,
+    """Every figure of a report; ``runs`` is :func:`benchmark.report.leaderboard.per_run_scores` of ``table``,
     ``metrics`` the cells' training-metrics tables (figures without data are skipped)."""
-    from benchmark.report import algo_order
-    from benchmark.stats import algo_datasets, score_matrix
-    from benchmark.stats import iqm_intervals as iqm
+    from benchmark.report.leaderboard import algo_order
+    from benchmark.report.stats import algo_datasets, score_matrix
+    from benchmark.report.stats import iqm_intervals as iqm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid", context="paper")

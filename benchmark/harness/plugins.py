@@ -1,6 +1,6 @@
 """Baselines from outside the repository: loading, checking and provenance.
 
-Three ways in, all ending in :func:`benchmark.registry.register` (the one registry):
+Three ways in, all ending in :func:`benchmark.harness.registry.register` (the one registry):
 
 - an installed package declares an entry point in the ``vorb.baselines`` group of its own
   ``pyproject.toml`` (``tiny-bc = "vorb_tiny_bc:TinyBCAgent"``); it is found at start-up and
@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmark.registry import SELECTIONS, BaselineSpec, _load
+from benchmark.harness.registry import SELECTIONS, BaselineSpec, _load
 
 ENTRY_POINT_GROUP = "vorb.baselines"
 AGENT_METHODS = ("update", "act", "state_dict", "load_state_dict")  # baselines.common.training
@@ -289,7 +289,7 @@ def source_commit(source: str | None, dist_name: str | None) -> dict[str, Any] |
     install, a file given by ``--algos``), else what pip recorded (``direct_url.json``): a VCS
     install's commit, or the checkout of the local folder it was installed from, as it is now.
     None when nothing tells."""
-    from benchmark.results import git_commit
+    from benchmark.harness.results import git_commit
 
     if source is not None:
         found = git_commit(Path(source).parent, tracked=Path(source))

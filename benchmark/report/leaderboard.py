@@ -17,22 +17,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import gap, profiles
 from benchmark.atomic import atomic_write_text
-from benchmark.profiles import FULL_EPISODE_S
-from benchmark.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
-from benchmark.stats import (  # noqa: F401  (re-exported: the report's statistics live there)
+from benchmark.harness import profiles
+from benchmark.harness.profiles import FULL_EPISODE_S
+from benchmark.harness.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
+from benchmark.harness.variant_eval import report_section
+from benchmark.report import gap
+from benchmark.report.stats import (  # noqa: F401  (re-exported: the report's statistics live there)
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
     Interval,
     algo_datasets,
+    dataset_order,
     iqm_intervals,
     mean_std,
     probability_of_improvement,
     score_matrix,
     seeded_bootstrap,
 )
-from benchmark.variant_eval import report_section
 
 AGGREGATE = "aggregate"
 IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
@@ -103,7 +105,7 @@ def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[st
 
 def algo_order(runs: pd.DataFrame) -> list[str]:
     """Registry order (the order of the original figure's legend), unknown names last."""
-    from benchmark import registry
+    from benchmark.harness import registry
 
     present = set(runs["algo"])
     known = [name for name in registry.names() if name in present]
@@ -124,7 +126,7 @@ def improvement(runs: pd.DataFrame, pair: tuple[str, str] | None = None) -> dict
     (default pair: :func:`improvement_pair`)."""
     pair = pair or improvement_pair(runs)
     x_name, y_name = pair
-    shared = sorted(set(algo_datasets(runs, x_name)) & set(algo_datasets(runs, y_name)))
+    shared = dataset_order(set(algo_datasets(runs, x_name)) & set(algo_datasets(runs, y_name)))
     if not shared:
         return None
     seeds = set.intersection(*(set(runs.loc[runs["algo"] == a, "seed"]) for a in pair))
@@ -215,9 +217,14 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
     )
     evaluation = setups[0]["evaluation"] if setups else {}
     commits = sorted({str(m.get("git", {}).get("commit"))[:10] for m in meta})
+    overrides = _override_lines(meta)
+    # The profile line is the profile as registered; cells run with `--set` differ, so say so.
+    registered = (
+        " as registered (cells with `--set` overrides are listed next)" if overrides else ""
+    )
     lines = [
-        f"- Profile `{profile.name}`: {profile.describe()}.",
-        *_override_lines(meta),
+        f"- Profile `{profile.name}`{registered}: {profile.describe()}.",
+        *overrides,
         f"- Evaluation: {evaluation.get('episodes')} episode(s) of {evaluation.get('time_limit_s')} s "
         f"on reset seeds {evaluation.get('seeds')}, deterministic actions, a separate evaluation "
         "environment.",
@@ -302,11 +309,11 @@ def write_report(
 ) -> Path:
     """Leaderboard and figures for one profile's results; returns the Markdown file.
 
-    ``results``: one or more results folders (merged by :func:`benchmark.results.select_cells`),
+    ``results``: one or more results folders (merged by :func:`benchmark.harness.results.select_cells`),
     or a selection already made. ``submissions``: which of those folders are contributed
-    submissions (folder -> name, :mod:`benchmark.external`), so their rows are marked as such.
+    submissions (folder -> name, :mod:`benchmark.report.external`), so their rows are marked as such.
     """
-    from benchmark import external, plots
+    from benchmark.report import external, plots
 
     selection = results if isinstance(results, Selection) else select_cells(results)
     table = selection.evals
@@ -352,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--results",
         nargs="+",
         default=["runs"],
-        help="results folder(s) of benchmark.run or unpacked exports (benchmark.export_results); "
+        help="results folder(s) of benchmark.run or unpacked exports (benchmark.report.export_results); "
         "a cell found in several comes from the one evaluated furthest",
     )
     parser.add_argument("--out", default=None, help="output folder (default: <results>/report)")
@@ -387,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _with_submissions(args: argparse.Namespace) -> tuple[Selection, dict[Path, str]]:
     """The results folders' cells, and the submissions' once each is checked against them."""
-    from benchmark.external import check_submissions, find_submissions
+    from benchmark.report.external import check_submissions, find_submissions
 
     folders = existing_folders(args.results)
     finished = getattr(args, "finished_only", False)

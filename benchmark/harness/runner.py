@@ -27,15 +27,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark import registry
 from benchmark.atomic import atomic_write
-from benchmark.diagnostics import MetricsAccumulator, first_non_finite
-from benchmark.overrides import Overrides
-from benchmark.plugins import provenance
-from benchmark.precision import PrecisionChoice, config_precision
-from benchmark.profiles import Profile
-from benchmark.progress import TICK_S
-from benchmark.results import (
+from benchmark.harness import registry
+from benchmark.harness.diagnostics import MetricsAccumulator, first_non_finite
+from benchmark.harness.overrides import Overrides
+from benchmark.harness.plugins import provenance
+from benchmark.harness.precision import PrecisionChoice, config_precision
+from benchmark.harness.profiles import Profile
+from benchmark.harness.progress import TICK_S
+from benchmark.harness.results import (
     ONLINE,
     Cell,
     CellPaths,
@@ -74,7 +74,7 @@ class CellTask:
     overrides: the command's ``--set`` items, applied to the profile and the config.
     stop_at: wall-clock time (``time.time()``) after which the cell stops at its next exact
         checkpoint (``--time-budget``); None: train to the end.
-    precision: the run's precision, decided once before any cell (``benchmark.precision``);
+    precision: the run's precision, decided once before any cell (``benchmark.harness.precision``);
         None: the profile's as asked (``auto`` then stays fp32).
     """
 
@@ -86,12 +86,16 @@ class CellTask:
     reference_ids: tuple[str, ...] = ()
     minari_root: str | None = None
     progress: bool = True
-    log_lines: bool = False  # one plain line per cell event (benchmark.progress): not a terminal
+    log_lines: bool = (
+        False  # one plain line per cell event (benchmark.harness.progress): not a terminal
+    )
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
-    eval_variants: tuple[str, ...] = ()  # benchmark.variant_eval labels, after the final eval
+    eval_variants: tuple[
+        str, ...
+    ] = ()  # benchmark.harness.variant_eval labels, after the final eval
     # The cell's baseline as the launcher resolved it: a spec registered by a user's script or
-    # by --algos module:Class exists only in the launcher's registry (benchmark.plugins).
+    # by --algos module:Class exists only in the launcher's registry (benchmark.harness.plugins).
     spec: registry.BaselineSpec | None = None
     precision: PrecisionChoice | None = None
 
@@ -114,7 +118,7 @@ class CellOutcome:
     error: str | None = None
 
 
-# A worker's unit of work: a cell, or a benchmark.seed_groups.GroupTask of vectorised seeds.
+# A worker's unit of work: a cell, or a benchmark.harness.seed_groups.GroupTask of vectorised seeds.
 Unit = Any
 
 
@@ -291,8 +295,8 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     eval_env = run.protocol.make_env()
     try:
         finished = _training_loop(run, eval_env)
-        if finished and task.eval_variants:  # once, at the end: see benchmark.variant_eval
-            from benchmark.variant_eval import evaluate_variants
+        if finished and task.eval_variants:  # once, at the end: see benchmark.harness.variant_eval
+            from benchmark.harness.variant_eval import evaluate_variants
 
             evaluate_variants(run)
     finally:
@@ -316,9 +320,9 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
     import torch
 
     from baselines.common.training import make_trainer
-    from benchmark.evaluation import Protocol, reference_scores
-    from benchmark.sampler import FrameReplay
-    from benchmark.state_replay import StateNormalizer, StateReplay
+    from benchmark.data.sampler import FrameReplay
+    from benchmark.data.state_replay import StateNormalizer, StateReplay
+    from benchmark.harness.evaluation import Protocol, reference_scores
 
     cell = task.cell
     profile = task.overrides.profile_named(cell.profile)
@@ -378,7 +382,7 @@ def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, referenc
         "device": task.device,
         "precision": task.precision.to_json() if task.precision is not None else None,
         "torch_threads": task.threads,
-        # Trained as a cell of its own; benchmark.seed_groups sets "on" (and setup.vectorized).
+        # Trained as a cell of its own; benchmark.harness.seed_groups sets "on" (and setup.vectorized).
         "vectorize_seeds": "off",
         "versions": package_versions(),
         "git": git_commit(),
@@ -510,7 +514,7 @@ def _record_metrics(run: _CellRun) -> None:
 def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
     """Evaluate without disturbing training: global RNGs are restored afterwards."""
     from baselines.common.training import rng_state, set_rng_state
-    from benchmark.evaluation import evaluate
+    from benchmark.harness.evaluation import evaluate
 
     _record_metrics(run)
     saved = rng_state()
@@ -546,7 +550,7 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
 
 def _event(run: _CellRun, text: str) -> None:
     if run.task.log_lines:
-        from benchmark.progress import cell_event
+        from benchmark.harness.progress import cell_event
 
         cell_event(run.task.cell.label, text)
 
@@ -640,10 +644,10 @@ def run_ray(
 
 
 def run_unit(unit: Unit) -> list[CellOutcome]:
-    """What a worker runs: one cell, or a group of vectorised seeds (``benchmark.seed_groups``)."""
+    """What a worker runs: one cell, or a group of vectorised seeds (``benchmark.harness.seed_groups``)."""
     if isinstance(unit, CellTask):
         return [run_cell(unit)]
-    from benchmark.seed_groups import run_group
+    from benchmark.harness.seed_groups import run_group
 
     return run_group(unit)
 

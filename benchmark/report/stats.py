@@ -7,8 +7,9 @@ Bootstraps are seeded, so every number a report or a comparison prints is reprod
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,5 +90,22 @@ def score_matrix(runs: pd.DataFrame, algo: str, column: str, datasets: Sequence[
     return mine.reindex(columns=list(datasets)).dropna().to_numpy(dtype=float)
 
 
+# D4RL's order of dataset qualities (random, medium-replay, medium, medium-expert, expert), the
+# order its tables and CORL's list them in: a reader scans a row from the worst data to the best.
+QUALITY_ORDER = ("random", "medium-replay", "medium", "medium-expert", "expert")
+
+
+def _dataset_key(dataset: str) -> tuple[int, str]:
+    """``vorb/walker-walk/medium-v0`` -> its quality's rank; other names after, alphabetically."""
+    quality = re.sub(r"-v\d+$", "", dataset.rsplit("/", 1)[-1])
+    rank = QUALITY_ORDER.index(quality) if quality in QUALITY_ORDER else len(QUALITY_ORDER)
+    return rank, dataset
+
+
+def dataset_order(datasets: Iterable[str]) -> list[str]:
+    """Datasets from the worst data to the best (``QUALITY_ORDER``), unknown qualities last."""
+    return sorted(set(datasets), key=_dataset_key)
+
+
 def algo_datasets(runs: pd.DataFrame, algo: str) -> list[str]:
-    return sorted(runs.loc[runs["algo"] == algo, "dataset"].unique())
+    return dataset_order(runs.loc[runs["algo"] == algo, "dataset"])

@@ -1,6 +1,6 @@
 """The state track's replay: transitions of proprioceptive states, and their normalisation.
 
-The counterpart of :class:`~benchmark.sampler.FrameReplay` for ``obs_kind == "state"``: the same
+The counterpart of :class:`~benchmark.data.sampler.FrameReplay` for ``obs_kind == "state"``: the same
 ``sample(batch_size, generator) -> TransitionBatch`` and online ``start_episode``/``add`` calls,
 with ``obs``/``next_obs`` float32 (B, 24) instead of uint8 frame stacks. States are small (96
 bytes), so each transition stores its own ``obs`` and ``next_obs``: no index arithmetic, and a
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.sampler import FrameReplay, MemberFrameReplay, TransitionBatch
+from benchmark.data.sampler import FrameReplay, MemberFrameReplay, TransitionBatch
 
 NORMALIZER_EPS = 1e-3  # CORL (algorithms/offline/*.py compute_mean_std): std + 1e-3
 
@@ -55,7 +55,7 @@ class StateNormalizer:
 
 class StateObserver:
     """What the agent sees of a running episode on states: the normalised current state
-    (:class:`~benchmark.sampler.FrameStacker`'s ``reset``/``push`` interface)."""
+    (:class:`~benchmark.data.sampler.FrameStacker`'s ``reset``/``push`` interface)."""
 
     def __init__(self, normalizer: StateNormalizer) -> None:
         self.normalizer = normalizer
@@ -289,7 +289,7 @@ def member_replay(
     replays: list[StateReplay] | list[FrameReplay],
 ) -> MemberReplay | MemberFrameReplay:
     """The members' replays sampled together: :class:`MemberReplay` for state replays,
-    :class:`~benchmark.sampler.MemberFrameReplay` for frame replays."""
+    :class:`~benchmark.data.sampler.MemberFrameReplay` for frame replays."""
     kinds = sorted({type(replay).__name__ for replay in replays})
     if all(isinstance(replay, StateReplay) for replay in replays) and replays:
         return MemberReplay(replays)  # type: ignore[arg-type]

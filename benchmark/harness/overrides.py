@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.precision import AUTO, takes_part, with_precision
-from benchmark.profiles import Profile
+from benchmark.harness.precision import AUTO, takes_part, with_precision
+from benchmark.harness.profiles import Profile
 
 # Profile fields that name or shape the profile itself rather than its scale.
 FIXED_PROFILE_FIELDS = frozenset({"name", "dataset_namespace", "datasets", "config_overrides"})
@@ -40,7 +40,7 @@ class Overrides:
 
     def profile_named(self, name: str) -> Profile:
         """The registered profile ``name`` with the profile items applied."""
-        from benchmark import profiles
+        from benchmark.harness import profiles
 
         return self.apply_profile(profiles.get(name))
 

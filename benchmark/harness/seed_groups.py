@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import registry, runner  # runner imports this module only inside a function
-from benchmark.results import ONLINE, CellPaths, write_json, write_metrics, write_rows
+from benchmark.harness import registry, runner  # runner imports this module only inside a function
+from benchmark.harness.results import ONLINE, CellPaths, write_json, write_metrics, write_rows
 
 VECTORIZE_CHOICES = ("off", "on")
 # Measured default (README, "Vectorised seeds"): on this repository's 2-core CPUs a group of 3
@@ -234,9 +234,9 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
     import torch
 
     from baselines.common.training import OfflineTrainer, seed_everything
-    from benchmark.evaluation import Protocol, reference_scores
-    from benchmark.sampler import FrameReplay
-    from benchmark.state_replay import StateReplay, member_replay
+    from benchmark.data.sampler import FrameReplay
+    from benchmark.data.state_replay import StateReplay, member_replay
+    from benchmark.harness.evaluation import Protocol, reference_scores
 
     first = tasks[0]
     spec = registry.get(first.cell.algo)
@@ -305,7 +305,7 @@ def _resume_group(group: GroupTask, runs: list[Any], trainer: Any) -> tuple[list
     """Load the newest checkpoint of the group; members behind it are refused."""
     import torch
 
-    from benchmark.results import EvalRow
+    from benchmark.harness.results import EvalRow
 
     states = {}
     for run in runs:

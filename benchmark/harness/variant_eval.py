@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.atomic import atomic_write_text
-from benchmark.variants import DEFAULT, VARIANTS, VariantError, parse_variant
+from benchmark.data.variants import DEFAULT, VARIANTS, VariantError, parse_variant
 
 VARIANTS_FILE = "variants.csv"
 VARIANT_COLUMNS: dict[str, str] = {
@@ -89,7 +89,7 @@ def evaluate_variants(run: Any) -> list[VariantRow]:
 
     ``run`` is the runner's cell state (agent, protocol, references, cell, paths).
     """
-    from benchmark.evaluation import evaluate
+    from benchmark.harness.evaluation import evaluate
 
     cell, update, rows = run.task.cell, run.trainer.updates, []
     for label in run.task.eval_variants:
@@ -122,9 +122,9 @@ def write_variant_rows(path: Path, rows: list[VariantRow]) -> None:
 
 def load_variant_results(results: Any, profile: str | None = None) -> pd.DataFrame:
     """Every chosen cell's ``variants.csv`` (an empty table if none). ``results``: results
-    folder(s) or a :class:`benchmark.results.Selection`, whose chosen folders the tables follow
+    folder(s) or a :class:`benchmark.harness.results.Selection`, whose chosen folders the tables follow
     (unreadable ones are added to its problems)."""
-    from benchmark.results import Selection, select_cells
+    from benchmark.harness.results import Selection, select_cells
 
     selection = results if isinstance(results, Selection) else select_cells(results)
     table = selection.table(VARIANTS_FILE, VARIANT_COLUMNS, profile=profile)
@@ -177,7 +177,7 @@ def gap_figure(table: pd.DataFrame, out_dir: Path) -> list[str]:
     """Grouped bars: per baseline, the training variant's score and each evaluation variant's."""
     import numpy as np
 
-    from benchmark.plots import SCORE_LABEL, plt, save
+    from benchmark.report.plots import SCORE_LABEL, plt, save
 
     algos, labels = sorted(set(table["algo"])), sorted(set(table["variant"]))
     groups = [f"{DEFAULT} (training)", *labels]

@@ -174,7 +174,7 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
 
 # -- reading -----------------------------------------------------------------------------------
 # Results may come from several machines: each job writes its own results folder (or an export of
-# one, see benchmark.export_results) and the report reads them together. A cell may appear in more
+# one, see benchmark.report.export_results) and the report reads them together. A cell may appear in more
 # than one folder (a job resumed elsewhere, a copy of a copy): ``select_cells`` picks one folder
 # per cell, and every per-cell table (evals.csv, metrics.csv, ...) is read from that folder, so a
 # cell's tables always come from the same run.

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.report.stats import dataset_order
+
 GAP_REPS = 2_000
 GAP_SEED = 0
 AGGREGATE = "aggregate"
@@ -22,7 +24,7 @@ AGGREGATE = "aggregate"
 
 def family_pairs() -> dict[str, tuple[str, str]]:
     """family -> (pixel baseline, state baseline), for families registered on both kinds."""
-    from benchmark import registry
+    from benchmark.harness import registry
 
     kinds: dict[str, dict[str, str]] = {}
     for spec in map(registry.get, registry.names()):
@@ -48,7 +50,7 @@ def _bootstrap_gap(
 def gap_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Rows of family, dataset (or ``aggregate``), pixel and state baselines, their mean final
     scores and seed counts, and the gap (state - pixel) with its interval. ``runs`` is
-    :func:`benchmark.report.per_run_scores`'s table (algo, dataset, seed, final)."""
+    :func:`benchmark.report.leaderboard.per_run_scores`'s table (algo, dataset, seed, final)."""
     rng = np.random.default_rng(GAP_SEED)
     rows = []
     for family, (pixel_algo, state_algo) in family_pairs().items():
@@ -56,7 +58,7 @@ def gap_table(runs: pd.DataFrame) -> pd.DataFrame:
             algo: runs[runs["algo"] == algo].groupby("dataset")["final"].apply(np.asarray)
             for algo in (pixel_algo, state_algo)
         }
-        shared = sorted(set(finals[pixel_algo].index) & set(finals[state_algo].index))
+        shared = dataset_order(set(finals[pixel_algo].index) & set(finals[state_algo].index))
         for dataset in [*shared, AGGREGATE] if shared else []:
             tasks = shared if dataset == AGGREGATE else [dataset]
             pixel = [finals[pixel_algo][t] for t in tasks]
@@ -112,7 +114,7 @@ def figure(gaps: pd.DataFrame, out_dir: Path) -> list[str]:
         return []
     import matplotlib.pyplot as plt
 
-    from benchmark.plots import save
+    from benchmark.report.plots import save
 
     datasets = list(dict.fromkeys(gaps["dataset"]))
     families = list(dict.fromkeys(gaps["family"]))

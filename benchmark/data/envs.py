@@ -79,7 +79,7 @@ class DMCWalker(gym.Env):
     """dm_control walker as a gymnasium env: dict observations, action repeat, one render a step."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012
-    # How the frames look (benchmark.variants); make_walker_variant sets them.
+    # How the frames look (benchmark.data.variants); make_walker_variant sets them.
     variant_name: str = "default"
     variant_seed: int = 0
     appearance: dict[str, Any] = {}  # noqa: RUF012 (replaced, never mutated)
@@ -208,12 +208,12 @@ def make_walker_state(**kwargs: Any) -> DMCWalker:
 
 def make_walker_variant(variant: str, variant_seed: int = 0, **kwargs: Any) -> DMCWalker:
     """Entry point of ``vorb/walker-walk-pixels-<variant>-v0``: the pixel walker seen as
-    :mod:`benchmark.variants` says (size, camera, colours and sky drawn from ``variant_seed``).
+    :mod:`benchmark.data.variants` says (size, camera, colours and sky drawn from ``variant_seed``).
 
     ``python -m benchmark.datasets rerender`` renders stored physics states through this same
     function, so a variant's dataset frames and evaluation frames cannot drift apart.
     """
-    from benchmark.variants import apply_appearance, check_seed, get_variant
+    from benchmark.data.variants import apply_appearance, check_seed, get_variant
 
     chosen, seed = get_variant(variant), check_seed(variant_seed)
     env = DMCWalker(pixels=True, image_size=chosen.image_size, camera_id=chosen.camera_id, **kwargs)
@@ -224,16 +224,16 @@ def make_walker_variant(variant: str, variant_seed: int = 0, **kwargs: Any) -> D
 
 def register_envs() -> None:
     """Register the package's ids once; importing :mod:`benchmark` calls this."""
-    from benchmark.variants import DEFAULT, VARIANTS
+    from benchmark.data.variants import DEFAULT, VARIANTS
 
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="benchmark.envs:make_walker_pixels")
+        gym.register(id=ENV_ID, entry_point="benchmark.data.envs:make_walker_pixels")
     if STATE_ENV_ID not in gym.registry:
-        gym.register(id=STATE_ENV_ID, entry_point="benchmark.envs:make_walker_state")
+        gym.register(id=STATE_ENV_ID, entry_point="benchmark.data.envs:make_walker_state")
     for variant in VARIANTS.values():  # the default variant is ENV_ID itself
         if variant.name != DEFAULT and variant.env_id not in gym.registry:
             gym.register(
                 id=variant.env_id,
-                entry_point="benchmark.envs:make_walker_variant",
+                entry_point="benchmark.data.envs:make_walker_variant",
                 kwargs={"variant": variant.name},
             )

@@ -1,4 +1,4 @@
-"""``python -m benchmark.compare --results USER --reference REF``: a user's baselines against a
+"""``python -m benchmark.report.compare --results USER --reference REF``: a user's baselines against a
 reference run, with intervals, the probability of improvement and a verdict per dataset.
 
 For each baseline of the user's results and each dataset it shares with the reference, on final
@@ -7,7 +7,7 @@ stratified bootstrap interval (seeds are runs; the two sides may have different 
 seeds), the probability that the user's baseline improves on each reference baseline, P(X > Y)
 with its 95% interval (Agarwal et al. 2021, rliable), and a verdict at 95%: ``better`` when the
 interval of P(X > Y) lies above 1/2, ``worse`` below, ``within`` otherwise. The same over all
-shared datasets together (the aggregate). Statistics: :mod:`benchmark.stats`.
+shared datasets together (the aggregate). Statistics: :mod:`benchmark.report.stats`.
 
 The two sides must have run the same protocol: the profile, the updates and the evaluation
 interval each cell ran, the evaluation episodes and their length, the datasets' ids and sizes and
@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.results import Selection, select_cells
-from benchmark.stats import (
+from benchmark.harness.results import Selection, select_cells
+from benchmark.report.stats import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
     Interval,
@@ -186,7 +186,7 @@ def comparison_table(comparisons: Sequence[Comparison]) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 def _side(folders: Sequence[str], profile: str | None, what: str) -> tuple[Selection, str]:
-    from benchmark.report import choose_profile, existing_folders
+    from benchmark.report.leaderboard import choose_profile, existing_folders
 
     selection = select_cells(existing_folders(folders))
     if selection.problems:
@@ -213,7 +213,7 @@ def _chosen(present: Sequence[str], wanted: str | None, what: str) -> list[str]:
 def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str]]:
     """The comparisons the command prints and the protocol mismatches found (raises
     :class:`ProtocolMismatch` on any unless ``allow_mismatch``)."""
-    from benchmark.report import per_run_scores
+    from benchmark.report.leaderboard import per_run_scores
 
     user, user_profile = _side(args.results, args.profile, "--results")
     ref, ref_profile = _side(args.reference, args.profile or user_profile, "--reference")
@@ -271,7 +271,7 @@ def render(comparisons: Sequence[Comparison], problems: Sequence[str], args: Any
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.compare",
+        prog="python -m benchmark.report.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

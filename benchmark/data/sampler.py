@@ -7,7 +7,7 @@ observation frames shifted by one. Stacks are gathered at sample time from indic
 of N transitions costs N + episodes frames, not 2 x stack x N.
 
 Online, the replay is a ring (the oldest transitions give way) and checkpoints incrementally
-into chunk files (:mod:`benchmark.replay_store`) when a folder is attached.
+into chunk files (:mod:`benchmark.data.replay_store`) when a folder is attached.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.replay_store import ChunkStore
+from benchmark.data.replay_store import ChunkStore
 
 FRAME_STACK = 3  # V-D4RL and CURL: 3 frames at load time
 
@@ -429,7 +429,7 @@ class FrameReplay:
 class MemberFrameReplay:
     """The frame replays of a vectorised group's members (one per cell) sampled together:
     (M, B, ...) batches, each member's B transitions drawn uniformly from its own replay (the
-    pixel counterpart of :class:`~benchmark.state_replay.MemberReplay`). Frames stay in each
+    pixel counterpart of :class:`~benchmark.data.state_replay.MemberReplay`). Frames stay in each
     member's own replay: concatenating them would copy every dataset's frames once more."""
 
     def __init__(self, replays: list[FrameReplay]) -> None:

@@ -7,8 +7,8 @@ Three ways in from outside the repository, all ending in :func:`register` (see
 docs/agent-contract.md): an installed package's entry point in the ``vorb.baselines`` group
 (found at start-up, loaded when first asked for), ``--algos some_module:SomeAgent`` (a class or a
 spec object, resolved by :func:`resolve`), and ``registry.register(...)`` from a user's script
-that then calls ``benchmark.run.main()``. :mod:`benchmark.plugins` loads and checks them; a
-broken one is a :class:`~benchmark.plugins.PluginError` naming it, never a skip.
+that then calls ``benchmark.run.main()``. :mod:`benchmark.harness.plugins` loads and checks them; a
+broken one is a :class:`~benchmark.harness.plugins.PluginError` naming it, never a skip.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def register(spec: BaselineSpec) -> BaselineSpec:
     """
     import dataclasses
 
-    from benchmark.plugins import PluginError, check_spec
+    from benchmark.harness.plugins import PluginError, check_spec
 
     loading_builtins = _builtins["state"] == "loading"
     if not loading_builtins:
@@ -156,7 +156,7 @@ def get(name: str) -> BaselineSpec:
     """The spec of ``name``; an installed plugin is loaded and checked on first use."""
     _ensure_builtins()
     if name in _PENDING:
-        from benchmark.plugins import load_entry_point
+        from benchmark.harness.plugins import load_entry_point
 
         entry_points = _PENDING[name]
         spec = load_entry_point(name, entry_points, _REGISTRY.get(name))  # raises: stays pending
@@ -177,7 +177,7 @@ def resolve(selection: str) -> list[BaselineSpec]:
 
     ``all`` is every baseline of both observation kinds (installed plugins included); ``pixels``
     and ``state`` those of one kind. Unknown names raise KeyError listing the valid ones; a
-    broken plugin raises :class:`~benchmark.plugins.PluginError` naming it and what is wrong.
+    broken plugin raises :class:`~benchmark.harness.plugins.PluginError` naming it and what is wrong.
     """
     _ensure_builtins()
     word = selection.strip()
@@ -195,7 +195,7 @@ def resolve(selection: str) -> list[BaselineSpec]:
 
 
 def _by_reference(reference: str) -> BaselineSpec:
-    from benchmark.plugins import load_reference
+    from benchmark.harness.plugins import load_reference
 
     spec = load_reference(reference)
     if _REGISTRY.get(spec.name) == spec:
@@ -212,6 +212,6 @@ def _ensure_builtins() -> None:
         importlib.import_module("baselines")
     finally:
         _builtins["state"] = "loaded"
-    from benchmark.plugins import discover_entry_points
+    from benchmark.harness.plugins import discover_entry_points
 
     _PENDING.update(discover_entry_points())

@@ -15,8 +15,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from benchmark.envs import ENV_ID, STATE_ENV_ID
-from benchmark.state_replay import StateNormalizer
+from benchmark.data.envs import ENV_ID, STATE_ENV_ID
+from benchmark.data.state_replay import StateNormalizer
 
 EVAL_SEED_OFFSET = 10_000  # disjoint from training seeds and from data-collection seeds
 

@@ -1,10 +1,10 @@
 """External rows in the report: plugins' results and contributed submissions.
 
 Every cell's ``meta.json`` records where its baseline came from (``plugin``:
-:func:`benchmark.plugins.provenance`); the leaderboard marks the rows of external baselines and
+:func:`benchmark.harness.plugins.provenance`); the leaderboard marks the rows of external baselines and
 lists their distribution, version, commit and config hash.
 
-Submissions are results that arrive as a pull request, in the layout ``benchmark.export_results``
+Submissions are results that arrive as a pull request, in the layout ``benchmark.report.export_results``
 packs (tables and metadata, no checkpoints)::
 
     results/submissions/<name>/runs/<profile>/<algo>/<dataset key>/seed-<n>/
@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.results import Selection, select_cells
+from benchmark.harness.results import Selection, select_cells
 
 BUILT_IN = "built-in"
 
@@ -60,7 +60,7 @@ def find_submissions(paths: Sequence[str | Path]) -> dict[Path, str]:
 def check_submissions(reference: Selection, submissions: dict[Path, str], profile: str) -> None:
     """Refuse (ValueError naming the submission and the field) a submission that ran another
     protocol than the reference's cells of ``profile``, or that holds a reference baseline."""
-    from benchmark.compare import ProtocolMismatch, protocol_mismatches
+    from benchmark.report.compare import ProtocolMismatch, protocol_mismatches
 
     theirs = [reference.meta[f] for f in reference.folders_of(profile) if f in reference.meta]
     reference_algos = {m["cell"]["algo"] for m in theirs}
