@@ -1,6 +1,6 @@
 """Baselines from outside the repository, end to end: the template package installed by pip, a
 ``--algos module:Class`` file, a script's registration, broken plugins, the leaderboard's
-external rows, ``benchmark.report.compare`` and submissions. Real pip installs, real smoke runs in
+external rows, ``python -m benchmark.compare`` and submissions. Real pip installs, real smoke runs in
 subprocesses (one smoke dataset, built by the first run, shared by the module's runs)."""
 
 from __future__ import annotations

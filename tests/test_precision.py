@@ -69,7 +69,7 @@ def test_onednn_isa_cap_turns_the_native_bf16_kernels_off() -> None:
 
 def test_auto_under_the_isa_cap_is_fp32_without_a_probe() -> None:
     code = (
-        "import json; from benchmark import precision, registry\n"
+        "import json; from benchmark.harness import precision, registry\n"
         "choice = precision.resolve('auto', 'cpu', [registry.get('bc-pixels')], 1)\n"
         "print(json.dumps(choice.to_json()))\n"
     )

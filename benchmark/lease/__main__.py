@@ -280,7 +280,7 @@ class Slot:
         command = [
             PY,
             "-m",
-            "benchmark.report.export_results",
+            "benchmark.export_results",
             "--results",
             str(self.work / "cells"),
             "--out",

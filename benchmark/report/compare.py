@@ -1,4 +1,4 @@
-"""``python -m benchmark.report.compare --results USER --reference REF``: a user's baselines against a
+"""``python -m benchmark.compare --results USER --reference REF``: a user's baselines against a
 reference run, with intervals, the probability of improvement and a verdict per dataset.
 
 For each baseline of the user's results and each dataset it shares with the reference, on final
@@ -271,7 +271,7 @@ def render(comparisons: Sequence[Comparison], problems: Sequence[str], args: Any
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.report.compare",
+        prog="python -m benchmark.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""``python -m benchmark.report.export_results``: a results folder's tables and metadata as one .tar.gz.
+"""``python -m benchmark.export_results``: a results folder's tables and metadata as one .tar.gz.
 
 For jobs that can hand back only a few small files. The archive keeps, of every cell folder
 ``runs/<profile>/<algo>/<dataset key>/seed-<n>/``, its tables (``*.csv``: evals, metrics, ...),
@@ -76,7 +76,7 @@ def export(root: str | Path, out: str | Path) -> Export:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.report.export_results", description=__doc__
+        prog="python -m benchmark.export_results", description=__doc__
     )
     parser.add_argument("--results", default="runs", help="results folder of benchmark.run")
     parser.add_argument("--out", required=True, help="the archive to write, e.g. results.tar.gz")

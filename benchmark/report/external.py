@@ -4,7 +4,7 @@ Every cell's ``meta.json`` records where its baseline came from (``plugin``:
 :func:`benchmark.harness.plugins.provenance`); the leaderboard marks the rows of external baselines and
 lists their distribution, version, commit and config hash.
 
-Submissions are results that arrive as a pull request, in the layout ``benchmark.report.export_results``
+Submissions are results that arrive as a pull request, in the layout ``python -m benchmark.export_results``
 packs (tables and metadata, no checkpoints)::
 
     results/submissions/<name>/runs/<profile>/<algo>/<dataset key>/seed-<n>/
