@@ -188,7 +188,7 @@ def test_online_cell_resumes_from_an_episode_boundary(
     monkeypatch.setitem(profiles.PROFILES, ONLINE_PROFILE.name, ONLINE_PROFILE)
     assert runner.run_cell(online_task(tmp_path / "fresh")).status == "done"
 
-    evaluate, calls = runner._evaluate, []
+    evaluate, calls = runner.evaluate_cell, []
 
     def crash_at_third(run: Any, env: Any, seconds: float) -> None:
         calls.append(run.trainer.updates)
@@ -196,14 +196,14 @@ def test_online_cell_resumes_from_an_episode_boundary(
             raise RuntimeError("simulated crash")
         evaluate(run, env, seconds)
 
-    monkeypatch.setattr(runner, "_evaluate", crash_at_third)
+    monkeypatch.setattr(runner, "evaluate_cell", crash_at_third)
     crashed = runner.run_cell(online_task(tmp_path / "crashed"))
     assert crashed.status == "failed" and "simulated crash" in str(crashed.error)
     state = torch.load(next((tmp_path / "crashed").rglob("checkpoint.pt")), weights_only=False)
     assert state["trainer"]["agent_steps"] % 20 == 0  # taken at an episode boundary
     assert [row["update"] for row in state["rows"]] == [10]  # the row at 20 came after it
 
-    monkeypatch.setattr(runner, "_evaluate", evaluate)
+    monkeypatch.setattr(runner, "evaluate_cell", evaluate)
     assert runner.run_cell(online_task(tmp_path / "crashed")).status == "done"
     resumed, fresh = load_results(tmp_path / "crashed"), load_results(tmp_path / "fresh")
     assert fresh["update"].tolist() == [10, 20, 30]

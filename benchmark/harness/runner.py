@@ -7,6 +7,10 @@ other cells go on. Re-running the same command skips cells with a ``done`` marke
 the others from their checkpoint, which also holds the rows evaluated up to it: rows written
 after the checkpoint are discarded and recomputed, so a resumed cell's table equals an
 uninterrupted one's (apart from the wall-clock column).
+
+The steps of a cell (:func:`cell_lock`, :func:`cell_meta`, :func:`check_same_setup`,
+:class:`CellRun`, :func:`evaluate_cell`, :func:`log_event`, the outcomes) are public because
+:mod:`benchmark.harness.seed_groups` runs a group of cells through the same steps.
 """
 
 from __future__ import annotations
@@ -159,22 +163,22 @@ def run_cell(task: CellTask) -> CellOutcome:
     if paths.done.exists():
         if (conflict := _finished_with_other_setup(task, paths)) is not None:
             return CellOutcome(task.cell, "failed", error=conflict)
-        return _finished_outcome(task.cell, paths, "skipped")
+        return finished_outcome(task.cell, paths, "skipped")
     paths.folder.mkdir(parents=True, exist_ok=True)
-    with _cell_lock(paths) as locked:
+    with cell_lock(paths) as locked:
         if not locked:
             return CellOutcome(task.cell, "busy", error="another process is running this cell")
         for leftover in paths.folder.glob(".*.tmp"):  # half-written files of a killed attempt
             leftover.unlink()
-        if _out_of_time(task):  # the budget ran out before this cell's turn came
-            return _paused_outcome(task.cell, paths)
+        if out_of_time(task):  # the budget ran out before this cell's turn came
+            return paused_outcome(task.cell, paths)
         try:
             finished = _train_cell(task, paths)
         except Exception as error:
-            return _record_failure(task.cell, paths, error)
+            return record_failure(task.cell, paths, error)
     if not finished:
-        return _paused_outcome(task.cell, paths)
-    return _finished_outcome(task.cell, paths, "done")
+        return paused_outcome(task.cell, paths)
+    return finished_outcome(task.cell, paths, "done")
 
 
 def _now() -> float:
@@ -211,11 +215,11 @@ def _mismatch_message(paths: CellPaths) -> str:
     )
 
 
-def _out_of_time(task: CellTask) -> bool:
+def out_of_time(task: CellTask) -> bool:
     return task.stop_at is not None and _now() >= task.stop_at
 
 
-def _paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
+def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
     """A cell the budget stopped (or never started): the updates its checkpoint holds."""
     import json
 
@@ -224,7 +228,7 @@ def _paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
 
 
 @contextlib.contextmanager
-def _cell_lock(paths: CellPaths) -> Iterator[bool]:
+def cell_lock(paths: CellPaths) -> Iterator[bool]:
     """An advisory lock per cell: two commands on one results folder never write one cell."""
     with open(paths.folder / ".lock", "w") as handle:
         try:
@@ -235,7 +239,7 @@ def _cell_lock(paths: CellPaths) -> Iterator[bool]:
         yield True
 
 
-def _finished_outcome(cell: Cell, paths: CellPaths, status: str) -> CellOutcome:
+def finished_outcome(cell: Cell, paths: CellPaths, status: str) -> CellOutcome:
     rows = read_evals(paths.evals)
     last = rows.iloc[-1]
     return CellOutcome(
@@ -248,7 +252,7 @@ def _finished_outcome(cell: Cell, paths: CellPaths, status: str) -> CellOutcome:
     )
 
 
-def _record_failure(cell: Cell, paths: CellPaths, error: BaseException) -> CellOutcome:
+def record_failure(cell: Cell, paths: CellPaths, error: BaseException) -> CellOutcome:
     message = f"{type(error).__name__}: {error}"
     write_json(
         paths.failed,
@@ -263,7 +267,7 @@ def _record_failure(cell: Cell, paths: CellPaths, error: BaseException) -> CellO
 
 
 @dataclass
-class _CellRun:
+class CellRun:
     """The mutable state of one cell while it trains."""
 
     task: CellTask
@@ -314,7 +318,7 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     return True
 
 
-def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, Any]]:
+def _build_run(task: CellTask, paths: CellPaths) -> tuple[CellRun, dict[str, Any]]:
     import gymnasium as gym
     import minari
     import torch
@@ -344,17 +348,17 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[_CellRun, dict[str, An
         references = reference_scores(None, candidates)
     if spec.obs_kind == "state" and normalizer is None:  # online: raw states
         normalizer = StateNormalizer.identity(source.observation_space["state"].shape[0])
-    meta = _meta(task, config, profile, protocol, references)
+    meta = cell_meta(task, config, profile, protocol, references)
     meta["setup"]["observation"] = spec.obs_kind
     if normalizer is not None:  # applied to every evaluation state: part of the setup
         meta["setup"]["state_normalizer"] = normalizer.to_json()
-    _check_same_setup(paths, meta)
+    check_same_setup(paths, meta)
     trainer = make_trainer(spec, config, source, cell.seed, torch.device(task.device))
     # Online replay: checkpoints write only its new frames, as chunk files in replay/.
     trainer.attach_store(paths.folder / "replay")
-    run = _CellRun(task, paths, profile, trainer, protocol, references, [], 0.0, normalizer)
+    run = CellRun(task, paths, profile, trainer, protocol, references, [], 0.0, normalizer)
     _resume(run)
-    _event(run, f"start at update {trainer.updates} of {run.total_updates}")
+    log_event(run, f"start at update {trainer.updates} of {run.total_updates}")
     meta["attempt_started"] = time.time()
     write_json(paths.meta, {**meta, "status": "running"})
     return run, meta
@@ -370,7 +374,9 @@ def _requested_setup(task: CellTask, config: Any, profile: Profile) -> dict[str,
     }
 
 
-def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, references: Any) -> dict:
+def cell_meta(
+    task: CellTask, config: Any, profile: Profile, protocol: Any, references: Any
+) -> dict:
     return {
         "cell": asdict(task.cell),
         "setup": {  # what must not change between attempts of one cell
@@ -391,7 +397,7 @@ def _meta(task: CellTask, config: Any, profile: Profile, protocol: Any, referenc
     }
 
 
-def _check_same_setup(paths: CellPaths, meta: dict) -> None:
+def check_same_setup(paths: CellPaths, meta: dict) -> None:
     import json
 
     if not paths.meta.exists():
@@ -401,7 +407,7 @@ def _check_same_setup(paths: CellPaths, meta: dict) -> None:
         raise ConfigMismatchError(_mismatch_message(paths))
 
 
-def _resume(run: _CellRun) -> None:
+def _resume(run: CellRun) -> None:
     """Continue from the checkpoint: its trainer state and the rows evaluated up to it."""
     import torch
 
@@ -428,7 +434,7 @@ def _resume(run: _CellRun) -> None:
     write_metrics(run.paths.metrics, run.metric_rows)
 
 
-def _training_loop(run: _CellRun, eval_env: Any) -> bool:
+def _training_loop(run: CellRun, eval_env: Any) -> bool:
     """Train, evaluate on schedule, checkpoint; True at the end, False when the time budget
     stopped the cell at an exact checkpoint (offline: any update; online: an episode start)."""
     trainer, profile = run.trainer, run.profile
@@ -437,13 +443,13 @@ def _training_loop(run: _CellRun, eval_env: Any) -> bool:
     elapsed = lambda: run.seconds + time.perf_counter() - started  # noqa: E731
     checkpoint_due = False
     exact_here = lambda: getattr(trainer, "at_episode_boundary", True)  # noqa: E731
-    bar = _progress_bar(run)
+    bar = progress_bar(run)
     while trainer.updates < run.total_updates:
-        if _out_of_time(run.task) and exact_here():
+        if out_of_time(run.task) and exact_here():
             _checkpoint(run, elapsed())
             bar.close()
             return False
-        _check_parent()
+        check_parent()
         before = trainer.updates
         metrics = trainer.step()
         if trainer.updates == before:  # online warm-up: environment steps without updates
@@ -451,19 +457,20 @@ def _training_loop(run: _CellRun, eval_env: Any) -> bool:
         run.metrics.add(metrics)  # summed on the device: no host-device sync per update
         bar.update(1)
         if trainer.updates % eval_interval == 0 or trainer.updates == run.total_updates:
-            _evaluate(run, eval_env, elapsed())
+            evaluate_cell(run, eval_env, elapsed())
             checkpoint_due = True
         # Online trainers are exact only at episode boundaries: checkpoint at the first one.
         if checkpoint_due and exact_here():
             _checkpoint(run, elapsed())
             checkpoint_due = False
     if not run.rows or run.rows[-1].update != trainer.updates:
-        _evaluate(run, eval_env, elapsed())  # a resumed cell that had already trained to the end
+        # a resumed cell that had already trained to the end
+        evaluate_cell(run, eval_env, elapsed())
     bar.close()
     return True
 
 
-def _progress_bar(run: _CellRun) -> tqdm:
+def progress_bar(run: CellRun) -> tqdm:
     return tqdm(
         total=run.total_updates,
         initial=run.trainer.updates,
@@ -475,7 +482,7 @@ def _progress_bar(run: _CellRun) -> tqdm:
     )
 
 
-def _check_parent() -> None:
+def check_parent() -> None:
     # A local worker whose launcher was killed stops, so a re-run never races with it. It ends
     # at once (os._exit): a SystemExit would unwind into the pool's worker loop, which then
     # blocks forever reporting to the dead launcher. The last checkpoint stays on disk and the
@@ -485,7 +492,7 @@ def _check_parent() -> None:
         os._exit(EXIT_ORPHANED)
 
 
-def _record_metrics(run: _CellRun) -> None:
+def _record_metrics(run: CellRun) -> None:
     """Average the metrics since the last evaluation into one row (one device read) and check
     them: a non-finite average means some update in the window diverged."""
     if not run.metrics:
@@ -511,7 +518,7 @@ def _record_metrics(run: _CellRun) -> None:
     write_metrics(run.paths.metrics, run.metric_rows)
 
 
-def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
+def evaluate_cell(run: CellRun, eval_env: Any, seconds: float) -> None:
     """Evaluate without disturbing training: global RNGs are restored afterwards."""
     from baselines.common.training import rng_state, set_rng_state
     from benchmark.harness.evaluation import evaluate
@@ -541,21 +548,21 @@ def _evaluate(run: _CellRun, eval_env: Any, seconds: float) -> None:
         )
     )
     write_rows(run.paths.evals, run.rows)
-    _event(
+    log_event(
         run,
         f"evaluation at update {run.trainer.updates} of {run.total_updates}: return "
         f"{result.mean:.1f} ± {result.std:.1f}, normalised {result.normalized_score:.1f}",
     )
 
 
-def _event(run: _CellRun, text: str) -> None:
+def log_event(run: CellRun, text: str) -> None:
     if run.task.log_lines:
         from benchmark.harness.progress import cell_event
 
         cell_event(run.task.cell.label, text)
 
 
-def _checkpoint(run: _CellRun, seconds: float) -> None:
+def _checkpoint(run: CellRun, seconds: float) -> None:
     import torch
 
     state = {
@@ -567,7 +574,7 @@ def _checkpoint(run: _CellRun, seconds: float) -> None:
     }
     atomic_write(run.paths.checkpoint, lambda file: torch.save(state, file))
     run.trainer.checkpoint_saved()  # in place: replay chunks it no longer needs can go
-    _event(run, f"checkpoint at update {run.trainer.updates}")
+    log_event(run, f"checkpoint at update {run.trainer.updates}")
 
 
 # -- launchers ---------------------------------------------------------------------------------
@@ -665,7 +672,7 @@ def _outcomes_of(result: Callable[[], list[CellOutcome]], unit: Unit) -> list[Ce
         return result()
     except Exception as error:
         return [
-            _record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
+            record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
             for task in _tasks_of(unit)
         ]
 

@@ -188,22 +188,22 @@ def run_group(group: GroupTask) -> list[Any]:
         for task in group.tasks:
             paths = CellPaths.of(task.root, task.cell)
             paths.folder.mkdir(parents=True, exist_ok=True)
-            if not stack.enter_context(runner._cell_lock(paths)):
+            if not stack.enter_context(runner.cell_lock(paths)):
                 outcomes.append(runner.CellOutcome(task.cell, "busy", error="another process"))
                 continue
             for leftover in paths.folder.glob(".*.tmp"):
                 leftover.unlink()
             active.append(task)
-        if active and runner._out_of_time(active[0]):
+        if active and runner.out_of_time(active[0]):
             return outcomes + [
-                runner._paused_outcome(t.cell, CellPaths.of(t.root, t.cell)) for t in active
+                runner.paused_outcome(t.cell, CellPaths.of(t.root, t.cell)) for t in active
             ]
         if active:
             try:
                 outcomes += _train_group(group, active)
             except Exception as error:
                 outcomes += [
-                    runner._record_failure(t.cell, CellPaths.of(t.root, t.cell), error)
+                    runner.record_failure(t.cell, CellPaths.of(t.root, t.cell), error)
                     for t in active
                 ]
     return outcomes
@@ -229,7 +229,7 @@ def _train_group(group: GroupTask, tasks: list[Any]) -> list[Any]:
 
 
 def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, list[Any]]:
-    """The group's trainer and one ``_CellRun`` per member cell that can run (resumed)."""
+    """The group's trainer and one ``runner.CellRun`` per member cell that can run (resumed)."""
     import minari
     import torch
 
@@ -263,18 +263,18 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
     for task in tasks:
         member = group.seeds.index(task.cell.seed)
         paths = CellPaths.of(task.root, task.cell)
-        meta = runner._meta(task, config, profile, protocol, references)
+        meta = runner.cell_meta(task, config, profile, protocol, references)
         meta["setup"]["observation"] = spec.obs_kind
         if normalizer is not None:
             meta["setup"]["state_normalizer"] = normalizer.to_json()
         meta["setup"]["vectorized"] = {"seeds": list(group.seeds), "member": member}
         meta["vectorize_seeds"] = "on"
         try:
-            runner._check_same_setup(paths, meta)
+            runner.check_same_setup(paths, meta)
         except runner.ConfigMismatchError as error:
-            outcomes.append(runner._record_failure(task.cell, paths, error))
+            outcomes.append(runner.record_failure(task.cell, paths, error))
             continue
-        run = runner._CellRun(
+        run = runner.CellRun(
             task,
             paths,
             profile,
@@ -292,7 +292,7 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
     for run in runs:
         paths = run.paths
         paths.failed.unlink(missing_ok=True)
-        runner._event(
+        runner.log_event(
             run,
             f"start at update {trainer.updates} of {run.total_updates} (vectorised: {group.label})",
         )
@@ -339,7 +339,7 @@ def _resume_group(group: GroupTask, runs: list[Any], trainer: Any) -> tuple[list
                 f"its seeds at one update. To restart this seed, delete {run.paths.folder} and "
                 "run the same command again (it then trains in a new group or alone)"
             )
-            refused.append(runner._record_failure(run.task.cell, run.paths, error))
+            refused.append(runner.record_failure(run.task.cell, run.paths, error))
             continue
         run.rows = [EvalRow(**row) for row in state["rows"]]
         run.metric_rows = list(state.get("metric_rows", []))
@@ -358,14 +358,14 @@ def _group_loop(group: GroupTask, runs: list[Any], trainer: Any, eval_env: Any) 
     total, eval_interval = profile.updates_for(algo), profile.eval_interval_for(algo)
     started = time.perf_counter()
     elapsed = {id(run): (lambda r=run: r.seconds + time.perf_counter() - started) for run in runs}
-    bar = runner._progress_bar(runs[0])
+    bar = runner.progress_bar(runs[0])
     bar.set_description(group.label)
     while trainer.updates < total and runs:
-        if runner._out_of_time(runs[0].task):
+        if runner.out_of_time(runs[0].task):
             _checkpoint_group(group, runs, trainer, elapsed)
             bar.close()
             return outcomes + [_pause(run) for run in runs]
-        runner._check_parent()
+        runner.check_parent()
         metrics = trainer.step()
         for run in runs:
             run.metrics.add(member_metrics(metrics, run.trainer.member))
@@ -387,10 +387,10 @@ def _evaluate_members(runs: list[Any], eval_env: Any, elapsed: dict, outcomes: l
     alive = []
     for run in runs:
         try:
-            runner._evaluate(run, eval_env, elapsed[id(run)]())
+            runner.evaluate_cell(run, eval_env, elapsed[id(run)]())
         except Exception as error:
-            outcomes.append(runner._record_failure(run.task.cell, run.paths, error))
-            runner._event(run, f"failed: {type(error).__name__}: {error}")
+            outcomes.append(runner.record_failure(run.task.cell, run.paths, error))
+            runner.log_event(run, f"failed: {type(error).__name__}: {error}")
             continue
         alive.append(run)
     return alive
@@ -414,13 +414,13 @@ def _checkpoint_group(group: GroupTask, runs: list[Any], trainer: Any, elapsed: 
         }
         atomic_write(run.paths.checkpoint, lambda file, r=record: torch.save(r, file))
     for run in runs:
-        runner._event(run, f"checkpoint at update {trainer.updates}")
+        runner.log_event(run, f"checkpoint at update {trainer.updates}")
 
 
 def _pause(run: Any) -> Any:
     meta = {**run.meta, "status": "paused", "checkpoint_update": run.trainer.updates}
     write_json(run.paths.meta, meta)
-    return runner._paused_outcome(run.task.cell, run.paths)
+    return runner.paused_outcome(run.task.cell, run.paths)
 
 
 def _finish(run: Any) -> Any:
@@ -428,4 +428,4 @@ def _finish(run: Any) -> Any:
 
     write_json(run.paths.meta, {**run.meta, "status": "done", "finished": time.time()})
     atomic_write(run.paths.done, lambda file: file.write(b"done\n"))
-    return runner._finished_outcome(run.task.cell, run.paths, "done")
+    return runner.finished_outcome(run.task.cell, run.paths, "done")

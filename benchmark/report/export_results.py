@@ -75,9 +75,7 @@ def export(root: str | Path, out: str | Path) -> Export:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmark.export_results", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m benchmark.export_results", description=__doc__)
     parser.add_argument("--results", default="runs", help="results folder of benchmark.run")
     parser.add_argument("--out", required=True, help="the archive to write, e.g. results.tar.gz")
     args = parser.parse_args(argv)
