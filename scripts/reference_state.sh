@@ -14,7 +14,9 @@
 #   LANE=bc-td3bc and LANE=sac: the grid split in two for two cores (BC and TD3+BC on every
 #       dataset; online SAC, then offline SAC on every dataset): the cells of LANE=grid, in
 #       lanes of about equal cost once expert and medium-expert are done (finished cells are
-#       skipped in a second).
+#       skipped in a second);
+#   LANE=sac-reverse: offline SAC from the other end of the list (random first): a second core
+#       once the bc-td3bc lane is done, meeting LANE=sac in the middle.
 # WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each, each pinned to
 # its own core (taskset -c 0 ..., taskset -c 1 ...): a worker takes cores/workers torch threads,
 # so an unpinned WORKERS=1 lane takes both cores and two of them oversubscribe (measured: CQL at
@@ -62,6 +64,11 @@ sac() {
     "$D/random-v0" "$D/expert-v0"
 }
 
+sac_reverse() {
+  run sac-state-offline "$D/random-v0" "$D/medium-replay-v0" "$D/medium-v0" \
+    "$D/medium-expert-v0" "$D/expert-v0"
+}
+
 cql() {
   run cql-state "$D/expert-v0" -- --set "updates=$CQL_UPDATES" \
     --set "eval_interval=$(( CQL_UPDATES / 15 ))"
@@ -73,5 +80,6 @@ case "$LANE" in
   all) grid; cql ;;
   bc-td3bc) bc_td3bc ;;
   sac) sac ;;
-  *) echo "LANE=$LANE: valid lanes are grid, cql, all, bc-td3bc, sac" >&2; exit 2 ;;
+  sac-reverse) sac_reverse ;;
+  *) echo "LANE=$LANE: valid lanes are grid, cql, all, bc-td3bc, sac, sac-reverse" >&2; exit 2 ;;
 esac
