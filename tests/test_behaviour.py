@@ -27,6 +27,7 @@ from benchmark.datasets.policies import (
     load_reference_returns,
 )
 from benchmark.datasets.recipes import get_recipe
+from benchmark.datasets.store import REWARD_GRID, build_record
 from benchmark.datasets.train_behaviour import (
     BehaviourTrainer,
     BehaviourTraining,
@@ -116,7 +117,14 @@ def test_state_only_medium_replay_matches_the_recipe_digests() -> None:
     report = verify_dataset(state_dataset_id(dataset_id))
     assert report.ok, report.lines()
     assert report.reference == get_recipe(dataset_id).path.name
-    assert {check.name for check in report.checks} >= {"actions", "state", "physics"}
+    assert {check.name for check in report.checks} >= {
+        "actions",
+        "state",
+        "physics",
+        "rewards_rounded",  # what any CPU reproduces (benchmark.datasets.store.REWARD_GRID)
+    }
+    record = build_record(dataset)
+    assert 0 < record["rewards_rounding_margin"] <= REWARD_GRID / 2
 
 
 @pytest.mark.slow

@@ -28,7 +28,15 @@ from benchmark.datasets import recipes as recipes_module
 from benchmark.datasets.build import _plan, _tasks
 from benchmark.datasets.collect import collect_episode
 from benchmark.datasets.recipes import RecipeError, get_recipe, load_recipe
-from benchmark.datasets.store import STAGING_DIR, build_record, is_built, reference_scores
+from benchmark.datasets.store import (
+    REWARD_GRID,
+    STAGING_DIR,
+    Digester,
+    build_record,
+    is_built,
+    reference_scores,
+)
+from benchmark.datasets.verify import digest_checks
 from benchmark.harness import evaluation
 
 TRANSITIONS = 50  # 3 episodes: 20 + 20 + a cut-short 10
@@ -325,3 +333,48 @@ def test_full_build_digests_are_written_back_atomically(tmp_path: Path) -> None:
     assert after.digests == digests
     assert dataclasses.replace(after, digests={}) == dataclasses.replace(before, digests={})
     assert list(recipe_path.parent.iterdir()) == [recipe_path]  # no temporary file left
+
+
+# -- the rewards' digest across CPUs -------------------------------------------------------------
+def _rewards_of_one_real_episode() -> np.ndarray:
+    task = _tasks(_plan(RANDOM_ID, None, None, 1, None, "state"))[0]
+    return collect_episode(dataclasses.replace(task, max_steps=100)).rewards
+
+
+def _digests_of(rewards: np.ndarray) -> tuple[dict[str, str], float]:
+    digester = Digester()
+    digester.update({"rewards": rewards})
+    return digester.hexdigests(), digester.rewards_margin
+
+
+def test_rounded_rewards_digest_ignores_last_bit_differences_and_nothing_more() -> None:
+    """NumPy's exp differs by up to 4 ulp between CPUs with and without AVX-512: the exact
+    digest sees that, the rounded one must not; a change of one grid step must show."""
+    rewards = _rewards_of_one_real_episode()
+    four_ulp = rewards.copy()
+    for _ in range(4):
+        four_ulp = np.nextafter(four_ulp, np.inf)
+    digests, margin = _digests_of(rewards)
+    assert margin > float(np.max(np.abs(four_ulp - rewards)))  # the data leave room for 4 ulp
+    shifted, _ = _digests_of(four_ulp)
+    assert shifted["rewards"] != digests["rewards"]
+    assert shifted["rewards_rounded"] == digests["rewards_rounded"]
+    one_step = rewards.copy()
+    one_step[37] += REWARD_GRID
+    assert _digests_of(one_step)[0]["rewards_rounded"] != digests["rewards_rounded"]
+
+
+def test_digest_checks_take_rewards_rounded_where_the_recipe_has_that_digest() -> None:
+    committed = {key: f"{i:064x}" for i, key in enumerate(recipes_module.DIGEST_KEYS)}
+    other_cpu = {**committed, "rewards": "f" * 64}
+    checks = {check.name: check for check in digest_checks(other_cpu, committed, 1e-12)}
+    assert all(check.ok for check in checks.values())
+    assert "last bits" in checks["rewards digest"].detail
+    assert "1.0e-12" in checks["rewards digest"].detail
+    bad = {**committed, "rewards_rounded": "0" * 64, "state": "0" * 64}
+    assert [c.name for c in digest_checks(bad, committed) if not c.ok] == [
+        "state",
+        "rewards_rounded",
+    ]
+    older = {k: v for k, v in committed.items() if k != "rewards_rounded"}
+    assert [c.name for c in digest_checks(other_cpu, older) if not c.ok] == ["rewards"]

@@ -63,6 +63,7 @@ from benchmark.datasets.store import (
     load_or_explain,
     reference_scores,
 )
+from benchmark.datasets.verify import digest_checks
 
 DATA_FORMAT = "arrow"  # see the module docstring
 DEFAULT_TIME_LIMIT_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps
@@ -429,7 +430,12 @@ def _write_episodes(
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
     }
-    return dataset, {"stats": stats, "digests": digester.hexdigests()}
+    digests = digester.hexdigests()
+    return dataset, {
+        "stats": stats,
+        "digests": digests,
+        "rewards_rounding_margin": digester.rewards_margin,
+    }
 
 
 def _record(plan: BuildPlan, record: dict, seconds: float, staged: Path) -> dict[str, Any]:
@@ -525,10 +531,11 @@ def build_dataset(
 
 def check_recipe_digests(recipe: Recipe, digests: dict[str, str]) -> None:
     """Every digest the build computed must equal the recipe's (a state-only build has all but
-    ``pixels``); a recipe without digests has nothing to check against."""
+    ``pixels``; rewards by their rounded digest where the recipe has one, as ``verify``); a
+    recipe without digests has nothing to check against."""
     if not recipe.digests:
         return
-    differ = sorted(k for k, v in digests.items() if recipe.digests.get(k) != v)
+    differ = [check.name for check in digest_checks(digests, recipe.digests) if not check.ok]
     if differ:
         raise DatasetError(
             f"{recipe.dataset_id}: the state-only build's {differ} differ from the digests in "
@@ -537,14 +544,20 @@ def check_recipe_digests(recipe: Recipe, digests: dict[str, str]) -> None:
 
 
 def _record_digests(recipe: Recipe, digests: dict[str, str]) -> None:
-    """Write a full build's digests into its recipe; keep committed ones and warn on a change."""
+    """Write a full build's digests into its recipe; keep committed ones and warn on a change.
+    A digest the recipe lacks (``rewards_rounded`` in a recipe from before it) is added when
+    every committed one still holds."""
     if not recipe.digests:
         write_digests(recipe, digests)
         return
-    changed = sorted(k for k, v in recipe.digests.items() if digests.get(k) != v)
+    changed = [check.name for check in digest_checks(digests, recipe.digests) if not check.ok]
+    if recipe.digests.get("pixels") not in (None, digests.get("pixels")):
+        changed.append("pixels")
     if changed:
         warnings.warn(
             f"{recipe.dataset_id}: rebuilt {changed} differ from the digests in {recipe.path} "
             "(kept the committed ones; `verify` says whether pixels are within tolerance)",
             stacklevel=3,
         )
+    elif set(digests) - set(recipe.digests):
+        write_digests(recipe, {**digests, **recipe.digests})

@@ -17,7 +17,18 @@ from benchmark.atomic import atomic_write_text
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES_DIR = REPO_ROOT / "datasets"
 SOURCE_KINDS = ("random", "policy", "replay", "concat")
-DIGEST_KEYS = ("actions", "rewards", "terminations", "truncations", "state", "physics", "pixels")
+# ``rewards_rounded`` is the rewards on a 2**-20 grid: the digest every CPU computes alike
+# (``benchmark.datasets.store.REWARD_GRID`` says why ``rewards`` itself is not).
+DIGEST_KEYS = (
+    "actions",
+    "rewards",
+    "rewards_rounded",
+    "terminations",
+    "truncations",
+    "state",
+    "physics",
+    "pixels",
+)
 _TOP_FIELDS = {
     "id": str,
     "env_id": str,

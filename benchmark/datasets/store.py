@@ -25,6 +25,14 @@ DIGEST_DTYPES = {
     "physics": np.float64,
     "pixels": np.uint8,
 }
+# Walker's rewards go through ``np.exp`` (dm_control's gaussian tolerance), which NumPy computes
+# with its own AVX-512 kernels where the CPU has them and with libm elsewhere; the two differ
+# in the last bits (up to 4 ulp: numpy/numpy#23523, numpy/numpy#19478). So the float64
+# rewards' sha256 depends on the CPU that built them (measured: the five recipes rebuilt on an
+# AVX2-only EPYC match every digest but ``rewards``). Rounded to multiples of 2**-20 (~1e-6,
+# far coarser than 4 ulp of a reward in [0, 1]) they digest alike on every CPU, unless a reward
+# lies within a few ulp of a rounding midpoint: the build records how far the nearest one is.
+REWARD_GRID = 2.0**-20
 
 
 class DatasetError(RuntimeError):
@@ -50,21 +58,47 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
+def rounded_rewards(rewards: np.ndarray) -> np.ndarray:
+    """Rewards as integer multiples of :data:`REWARD_GRID` (round half to even)."""
+    return np.rint(np.asarray(rewards, dtype=np.float64) / REWARD_GRID).astype(np.int64)
+
+
+def rounding_margin(rewards: np.ndarray) -> float:
+    """How far the reward nearest a rounding midpoint is from it: a CPU whose rewards differ by
+    less than this gives the same ``rewards_rounded`` digest."""
+    scaled = np.asarray(rewards, dtype=np.float64) / REWARD_GRID
+    if scaled.size == 0:
+        return REWARD_GRID / 2
+    return float(np.min(np.abs(np.abs(scaled - np.floor(scaled)) - 0.5)) * REWARD_GRID)
+
+
+def _digest_input(key: str, arrays: Mapping[str, np.ndarray | None]) -> np.ndarray | None:
+    if key == "rewards_rounded":
+        rewards = arrays.get("rewards")
+        return None if rewards is None else rounded_rewards(rewards)
+    value = arrays.get(key)
+    return None if value is None else np.ascontiguousarray(value, dtype=DIGEST_DTYPES[key])
+
+
 class Digester:
-    """sha256 of each stored array, fed episode by episode in episode order."""
+    """sha256 of each stored array, fed episode by episode in episode order, and the rewards'
+    rounding margin (:func:`rounding_margin` over every episode)."""
 
     def __init__(self) -> None:
         self._hashes = {key: hashlib.sha256() for key in DIGEST_KEYS}
+        self.rewards_margin = REWARD_GRID / 2
 
     def update(self, arrays: Mapping[str, np.ndarray | None]) -> None:
         """Feed one episode; an array that is absent (``pixels`` of a state-only dataset) is
         left out of the digests."""
         for key in list(self._hashes):
-            if arrays.get(key) is None:
+            data = _digest_input(key, arrays)
+            if data is None:
                 del self._hashes[key]
                 continue
-            data = np.ascontiguousarray(arrays[key], dtype=DIGEST_DTYPES[key])
-            self._hashes[key].update(data.tobytes())
+            self._hashes[key].update(np.ascontiguousarray(data).tobytes())
+        if arrays.get("rewards") is not None:
+            self.rewards_margin = min(self.rewards_margin, rounding_margin(arrays["rewards"]))
 
     def hexdigests(self) -> dict[str, str]:
         return {key: digest.hexdigest() for key, digest in self._hashes.items()}
