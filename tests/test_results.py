@@ -14,6 +14,7 @@ from benchmark.harness.results import (
     CellPaths,
     EvalRow,
     check_writable,
+    cpu_model,
     load_results,
     read_evals,
     write_rows,
@@ -92,3 +93,9 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
+
+
+def test_cpu_model_is_read_from_cpuinfo_with_a_fallback() -> None:
+    cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2\n"
+    assert cpu_model(cpuinfo) == "AMD EPYC 9B14"
+    assert cpu_model("processor\t: 0\n")  # no model line (aarch64): platform's answer

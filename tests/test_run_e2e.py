@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from benchmark.harness import registry
-from benchmark.harness.results import load_results, read_evals
+from benchmark.harness.precision import cpu_flags
+from benchmark.harness.results import RESULT_CPU_FLAGS, load_results, read_evals
 
 RANDOM = "vorb/walker-walk/random-v0"
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +55,9 @@ def test_smoke_run_of_every_baseline(tmp_path: Path) -> None:
     assert len(metas) == len(names) and {m["status"] for m in metas} == {"done"}
     assert all(m["setup"]["config"]["batch_size"] == 8 for m in metas)
     assert all(m["setup"]["profile"]["name"] == "smoke" and m["versions"]["torch"] for m in metas)
+    flags = cpu_flags()  # the machine's own features, as every cell records them
+    expected_flags = None if flags is None else [f for f in RESULT_CPU_FLAGS if f in flags]
+    assert all(m["host"]["cpu_flags"] == expected_flags and m["host"]["cpu"] for m in metas)
     assert "done" in done.stdout and "final" in done.stdout  # the summary table
 
     again = run_cli(tmp_path / "r", "--algos", "all", "--workers", "2")

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.atomic import atomic_write_text
+from benchmark.harness.precision import cpu_flags
 
 ONLINE = "online"  # the dataset column of online cells: they run once per seed, not per dataset
 
@@ -467,12 +468,33 @@ def git_commit(repo: Path | None = None, tracked: Path | None = None) -> dict[st
     return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
 
 
+# CPU features a result can depend on: bf16 kernels (``benchmark.harness.precision``) and
+# NumPy's own AVX-512 exp, which moves walker's rewards in the last bits
+# (``benchmark.datasets.store.REWARD_GRID``). Machines of one kind differ in them.
+RESULT_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.is_file() else ""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "model name":
+            return value.strip()
+    return platform.processor() or platform.machine()
+
+
 def host_info() -> dict[str, Any]:
+    flags = cpu_flags()
     return {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
+        "cpu_flags": None if flags is None else [f for f in RESULT_CPU_FLAGS if f in flags],
     }
 
 
