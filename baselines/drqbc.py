@@ -19,14 +19,16 @@ TD3+BC on states (Fujimoto and Gu 2021) is the same update on the state observat
 (identity trunk, no augmentation) with TD3's choices, each a config field: a target actor for
 the next action (``target_actor``), constant target noise 0.2 clipped at 0.5, the actor and the
 targets stepped every 2nd update (``actor_update_freq``), and the actor's terms on its
-deterministic action (``actor_noise=False``). Sources per field: docs/sources.md.
+deterministic action (``actor_noise=False``), and the actor's Q term on the first critic
+(``actor_critic="first"``; DrQ-v2 and V-D4RL take the minimum of both). Sources per field:
+docs/sources.md.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -74,6 +76,9 @@ class DrQBCConfig:
     actor_update_freq: Count = 1  # DrQ-v2: the actor steps at every update
     target_actor: bool = False  # DrQ-v2: the next action comes from the online actor
     actor_noise: bool = True  # V-D4RL: the actor's Q and BC terms use the noisy action
+    # Which critic the actor's Q term reads: "min" of the twin heads (DrQ-v2 drqv2.py
+    # update_actor, V-D4RL drqbc) or the "first" one (TD3+BC paper, CORL td3_bc.py).
+    actor_critic: Literal["min", "first"] = "min"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class TD3BCStateConfig(DrQBCConfig):
     actor_update_freq: int = 2  # TD3 policy_freq 2 (actor and targets)
     target_actor: bool = True  # TD3: the next action from the target actor
     actor_noise: bool = False  # TD3+BC: pi(s), no noise, in both actor terms
+    actor_critic: Literal["min", "first"] = "first"  # TD3+BC paper / CORL: critic_1(s, pi(s))
 
 
 class DeterministicActor(nn.Module):
@@ -199,7 +205,8 @@ class DrQBCAgent(Checkpointable):
         action = self.actor(h)
         if cfg.actor_noise:
             action = clipped_noise_action(action, std, cfg.stddev_clip)
-        q = torch.min(*self.critic(self.encoder.projection(h), action))
+        q1, q2 = self.critic(self.encoder.projection(h), action)
+        q = q1 if cfg.actor_critic == "first" else torch.min(q1, q2)
         actor_loss, bc_loss = td3_bc_actor_loss(q, action, data_action, cfg.bc_alpha, self.members)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.sum().backward(inputs=list(self.actor.parameters()))

@@ -48,7 +48,7 @@ def _epilog() -> str:
     lines += ["", "datasets (--datasets; 'default' = the profile's, 'all' = every one):"]
     lines += [f"  {dataset_id}" for dataset_id in known_dataset_ids()]
     lines += ["", "profiles (--profile):"]
-    lines += [f"  {p.name:<6} {p.describe()}" for p in profiles.PROFILES.values()]
+    lines += [f"  {p.name:<10} {p.describe()}" for p in profiles.PROFILES.values()]
     lines += [
         "",
         "Online baselines run once per seed (dataset column 'online'), not once per dataset.",

@@ -17,6 +17,10 @@
 #       skipped in a second);
 #   LANE=sac-reverse: offline SAC from the other end of the list (random first): a second core
 #       once the bc-td3bc lane is done, meeting LANE=sac in the middle.
+#   LANE=td3bc5: TD3+BC as published (the actor on the first critic) on every dataset, 5 seeds,
+#       the parity datasets (expert, medium) first;
+#   LANE=bc5: BC's seeds 3 and 4 on every dataset (seeds 0-2 are skipped where present).
+# SEEDS (default 3; td3bc5 and bc5: 5) is --seeds.
 # WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each, each pinned to
 # its own core (taskset -c 0 ..., taskset -c 1 ...): a worker takes cores/workers torch threads,
 # so an unpinned WORKERS=1 lane takes both cores and two of them oversubscribe (measured: CQL at
@@ -29,6 +33,7 @@ DEADLINE="${DEADLINE:-$(( $(date +%s) + 95 * 60 ))}"
 RESULTS="${RESULTS:-runs/reference-state}"
 WORKERS="${WORKERS:-2}"
 LANE="${LANE:-grid}"
+SEEDS="${SEEDS:-3}"
 CQL_UPDATES="${CQL_UPDATES:-7500}"
 D=vorb/walker-walk
 
@@ -40,7 +45,7 @@ run() {  # run ALGOS DATASET... [-- EXTRA ARGS]: the time left until DEADLINE
   local left=$(( DEADLINE - $(date +%s) ))
   if [ "$left" -le 120 ]; then echo "[reference-state] no time left for $algos"; return; fi
   echo "[reference-state] $(date -u +%FT%TZ) start $algos ${datasets[*]} ${extra[*]} (budget ${left}s)"
-  python -m benchmark.run --profile state --seeds 3 --workers "$WORKERS" --results "$RESULTS" \
+  python -m benchmark.run --profile state --seeds "$SEEDS" --workers "$WORKERS" --results "$RESULTS" \
     --time-budget "${left}s" --algos "$algos" ${datasets:+--datasets "${datasets[@]}"} "${extra[@]}"
   echo "[reference-state] $(date -u +%FT%TZ) end $algos (exit $?)"
 }
@@ -69,6 +74,16 @@ sac_reverse() {
     "$D/medium-expert-v0" "$D/expert-v0"
 }
 
+td3bc5() {
+  SEEDS=5 run td3bc-state "$D/expert-v0" "$D/medium-v0" "$D/medium-expert-v0" \
+    "$D/medium-replay-v0" "$D/random-v0"
+}
+
+bc5() {
+  SEEDS=5 run bc-state "$D/expert-v0" "$D/medium-v0" "$D/medium-expert-v0" \
+    "$D/medium-replay-v0" "$D/random-v0"
+}
+
 cql() {
   run cql-state "$D/expert-v0" -- --set "updates=$CQL_UPDATES" \
     --set "eval_interval=$(( CQL_UPDATES / 15 ))"
@@ -81,5 +96,8 @@ case "$LANE" in
   bc-td3bc) bc_td3bc ;;
   sac) sac ;;
   sac-reverse) sac_reverse ;;
-  *) echo "LANE=$LANE: valid lanes are grid, cql, all, bc-td3bc, sac, sac-reverse" >&2; exit 2 ;;
+  td3bc5) td3bc5 ;;
+  bc5) bc5 ;;
+  *) echo "LANE=$LANE: valid lanes are grid, cql, all, bc-td3bc, sac, sac-reverse, td3bc5, bc5" >&2
+     exit 2 ;;
 esac

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -145,3 +146,49 @@ def test_td3_bc_actor_loss_and_clipped_noise() -> None:
     mean = torch.tensor([[0.99, -0.99, 0.0]]).expand(1000, 3)
     noisy = clipped_noise_action(mean, std=1.0, clip=0.3)
     assert noisy.abs().max() < 1 and (noisy - mean).abs().max() <= 0.3 + 1e-6
+
+
+def _td3bc_after_one_update(actor_critic: str) -> tuple[object, object]:
+    """A real TD3+BC-on-states agent after one update (its actor steps at update 0)."""
+    from baselines.drqbc import DrQBCAgent, TD3BCStateConfig
+    from benchmark.data.sampler import TransitionBatch
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(TD3BCStateConfig(), hidden_dim=32, actor_critic=actor_critic)
+    agent = DrQBCAgent(config, (24,), 6, "cpu")
+    g = torch.Generator().manual_seed(1)
+    batch = TransitionBatch(
+        obs=torch.randn(16, 24, generator=g),
+        action=torch.rand(16, 6, generator=g) * 2 - 1,
+        reward=torch.rand(16, 1, generator=g),
+        next_obs=torch.randn(16, 24, generator=g),
+        not_done=torch.ones(16, 1),
+    )
+    torch.manual_seed(2)
+    agent.update(batch)
+    return agent, batch
+
+
+def test_td3bc_actor_reads_the_first_critic_and_only_the_actor_term_differs() -> None:
+    first, _ = _td3bc_after_one_update("first")
+    minimum, _ = _td3bc_after_one_update("min")
+    # The critic step comes before the actor's and does not read the choice: bit for bit.
+    for a, b in zip(first.critic.parameters(), minimum.critic.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # The actor's step does: its parameters move differently.
+    differs = [
+        not torch.equal(a, b)
+        for a, b in zip(first.actor.parameters(), minimum.actor.parameters(), strict=True)
+    ]
+    assert any(differs)
+
+
+def test_td3bc_actor_loss_on_the_first_critic_is_the_published_one() -> None:
+    agent, batch = _td3bc_after_one_update("first")
+    h = batch.obs  # states: the conv trunk is the identity
+    with torch.no_grad():
+        q1, q2 = agent.critic(agent.encoder.projection(h), agent.actor(h))
+        expected, _ = td3_bc_actor_loss(q1, agent.actor(h), batch.action, 2.5)
+    got = agent.actor_step(h, batch.action, 0.0)["actor_loss"]
+    assert not torch.equal(q1, torch.min(q1, q2))  # the heads disagree, so the choice matters
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
