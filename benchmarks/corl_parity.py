@@ -28,44 +28,17 @@ from baselines.drqbc import TD3BCStateConfig
 from benchmark.data.sampler import TransitionBatch
 from benchmarks.corl_reference import ReferenceBC, ReferenceTD3BC
 
-STATE_DIM_AXIS = 0  # act() receives one (D,) state, no batch axis
-
 
 def _as_state(obs: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(STATE_DIM_AXIS)
+    return torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
 
 
-def _parts_state(parts: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: part.state_dict() if hasattr(part, "state_dict") else part
-        for name, part in parts.items()
-    }
+class _ReferenceAgent:
+    """What both references share: the actor acts, ``_parts()`` is what a checkpoint holds."""
 
-
-def _load_parts(parts: dict[str, Any], state: dict[str, Any]) -> None:
-    for name, part in parts.items():
-        if hasattr(part, "load_state_dict"):
-            part.load_state_dict(state[name])
-
-
-class ReferenceBCAgent:
-    """CORL's ``any_percent_bc.py`` update (``ReferenceBC``) in VORB's agent contract."""
-
-    Config = BCStateConfig
-    name = "bc-corl-ref"
     obs_kind = "state"
-    summary = "BC on states as CORL's any_percent_bc.py writes it (parity reference)"
-
-    def __init__(
-        self,
-        config: BCStateConfig,
-        obs_shape: tuple[int, ...],
-        action_dim: int,
-        device: torch.device | str,
-    ) -> None:
-        self.device = torch.device(device)
-        self.reference = ReferenceBC(config, obs_shape[0], action_dim)
-        self.reference.actor.to(self.device)
+    reference: ReferenceBC | ReferenceTD3BC
+    device: torch.device
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         return self.reference.update(batch)
@@ -75,42 +48,49 @@ class ReferenceBCAgent:
         return self.reference.actor(_as_state(obs, self.device))[0].cpu().numpy()
 
     def _parts(self) -> dict[str, Any]:
-        return {"actor": self.reference.actor, "actor_opt": self.reference.actor_optimizer}
+        raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        return _parts_state(self._parts())
+        return {name: part.state_dict() for name, part in self._parts().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _load_parts(self._parts(), state)
+        for name, part in self._parts().items():
+            part.load_state_dict(state[name])
 
 
-class ReferenceTD3BCAgent:
+class ReferenceBCAgent(_ReferenceAgent):
+    """CORL's ``any_percent_bc.py`` update (``ReferenceBC``) in VORB's agent contract."""
+
+    Config = BCStateConfig
+    name = "bc-corl-ref"
+    summary = "BC on states as CORL's any_percent_bc.py writes it (parity reference)"
+
+    def __init__(
+        self, config: BCStateConfig, obs_shape: tuple[int, ...], action_dim: int, device: str
+    ) -> None:
+        self.device = torch.device(device)
+        self.reference = ReferenceBC(config, obs_shape[0], action_dim)
+        self.reference.actor.to(self.device)
+
+    def _parts(self) -> dict[str, Any]:
+        return {"actor": self.reference.actor, "actor_opt": self.reference.actor_optimizer}
+
+
+class ReferenceTD3BCAgent(_ReferenceAgent):
     """CORL's ``td3_bc.py`` update (``ReferenceTD3BC``: the actor on the first critic, as
     published) in VORB's agent contract."""
 
     Config = TD3BCStateConfig
     name = "td3bc-corl-ref"
-    obs_kind = "state"
     summary = "TD3+BC on states as CORL's td3_bc.py writes it (parity reference)"
 
     def __init__(
-        self,
-        config: TD3BCStateConfig,
-        obs_shape: tuple[int, ...],
-        action_dim: int,
-        device: torch.device | str,
+        self, config: TD3BCStateConfig, obs_shape: tuple[int, ...], action_dim: int, device: str
     ) -> None:
         self.device = torch.device(device)
         self.reference = ReferenceTD3BC(config, obs_shape[0], action_dim)
         for module in self._modules().values():
             module.to(self.device)
-
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
-        return self.reference.update(batch)
-
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        return self.reference.actor(_as_state(obs, self.device))[0].cpu().numpy()
 
     @torch.no_grad()
     def value(self, obs: np.ndarray) -> float:
@@ -140,8 +120,8 @@ class ReferenceTD3BCAgent:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return _parts_state(self._parts()) | {"total_it": self.reference.total_it}
+        return super().state_dict() | {"total_it": self.reference.total_it}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        _load_parts(self._parts(), state)
+        super().load_state_dict(state)
         self.reference.total_it = state["total_it"]
