@@ -365,3 +365,9 @@ def test_the_report_on_the_reference_cells(reference_cells: Path, reference_repo
     assert line.endswith("| diverged (3/3) |")
     td3bc = board[(board["algo"] == "td3bc-state") & (board["dataset"] == "aggregate")]
     assert td3bc["diverged_runs"].item() == 0 and not np.isnan(td3bc["final_q_gap"].item())
+
+
+def test_a_folder_without_results_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert report.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path} holds no results: no runs/ folder" in error and "*.tar.gz" in error
