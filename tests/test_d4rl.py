@@ -9,10 +9,15 @@ import minari
 import numpy as np
 import pytest
 import torch
-from datasets_helpers import TINY_RANDOM_ID, build_tiny_root
+from datasets_helpers import (
+    RANDOM_ID,
+    TINY_RANDOM_ID,
+    TINY_TIME_LIMIT_S,
+    build_tiny_root,
+)
 
 from benchmark.data.sampler import FrameReplay
-from benchmark.datasets import DatasetError, d4rl
+from benchmark.datasets import DatasetError, build_dataset, d4rl
 
 TRANSITIONS = 45  # 20 + 20 + 5: the last episode stops early (the data ran out)
 EPISODE_ENDS = [19, 39, 44]
@@ -137,3 +142,59 @@ def test_bad_arguments_name_the_valid_ones(episodes: list) -> None:
         d4rl.qlearning_dataset(TINY_RANDOM_ID, frame_stack=0)
     with pytest.raises(DatasetError, match=r"recipe ids: .*vorb/walker-walk/expert-v0"):
         d4rl.get_dataset("vorb/walker-walk/nonexistent-v0")
+
+
+TINY_STATE_ID = "vorb-test-state/walker-walk/random-tiny-v0"
+
+
+@pytest.fixture(scope="module")
+def state_only_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny recipe built state-only (no frames stored), as the state track's data is."""
+    root = tmp_path_factory.mktemp("minari-d4rl-state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINARI_DATASETS_PATH", str(root))
+        build_dataset(
+            RANDOM_ID,
+            transitions=TRANSITIONS,
+            time_limit_s=TINY_TIME_LIMIT_S,
+            workers=1,
+            target_id=TINY_STATE_ID,
+            progress=False,
+            observation="state",
+        )
+    return root
+
+
+def test_state_only_build_gives_d4rl_dicts(
+    state_only_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(state_only_root))
+    episodes = list(minari.load_dataset(TINY_STATE_ID).iterate_episodes())
+    assert "pixels" not in episodes[0].observations  # really a state-only build
+    data = d4rl.qlearning_dataset(TINY_STATE_ID, observation="state")
+    states = [e.observations["state"].astype(np.float32) for e in episodes]
+    np.testing.assert_array_equal(data["observations"], np.concatenate([s[:-1] for s in states]))
+    np.testing.assert_array_equal(
+        data["next_observations"], np.concatenate([s[1:] for s in states])
+    )
+    np.testing.assert_array_equal(data["actions"], np.concatenate([e.actions for e in episodes]))
+    rewards = np.concatenate([e.rewards for e in episodes]).astype(np.float32)
+    np.testing.assert_array_equal(data["rewards"], rewards)
+    assert np.flatnonzero(data["timeouts"]).tolist() == EPISODE_ENDS
+    assert not data["terminals"].any()
+    plain = d4rl.get_dataset(TINY_STATE_ID, observation="state")
+    assert "next_observations" not in plain
+    np.testing.assert_array_equal(plain["observations"], data["observations"])
+    with pytest.raises(ValueError, match=r"state-only build .* use observation='state'"):
+        d4rl.qlearning_dataset(TINY_STATE_ID)  # pixels by default: there are none
+
+
+def test_state_observations_agree_between_a_pixel_and_a_state_only_build(
+    episodes: list, state_only_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One recipe, one data seed: the state-only build stores the pixel build's episodes."""
+    from_pixel_build = d4rl.qlearning_dataset(TINY_RANDOM_ID, observation="state")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(state_only_root))
+    from_state_build = d4rl.qlearning_dataset(TINY_STATE_ID, observation="state")
+    for key, values in from_pixel_build.items():
+        np.testing.assert_array_equal(from_state_build[key], values, err_msg=key)

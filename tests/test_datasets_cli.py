@@ -123,3 +123,17 @@ def test_card_writes_markdown_and_png(root: Path, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "transitions | 30" in markdown and "return mean" in markdown
     assert "reference scores" in markdown and png.name in markdown
+
+
+def test_build_off_a_terminal_prints_plain_progress_lines(minari_root: Path) -> None:
+    """stderr captured (a log, CI): whole lines, as the runner writes, not tqdm's bar redraws."""
+    args = ("build", RANDOM_ID, "--transitions", "100", "--episode-steps", "20")
+    result = run_cli(*args, "--observation", "state", "--workers", "1", root=minari_root)
+    assert result.returncode == 0, result.stderr
+    lines = [text for text in result.stderr.splitlines() if "frame" in text]
+    assert "\r" not in result.stderr and "frame/s" not in result.stderr  # no bar
+    assert "started: 100 frames to go" in lines[0]
+    assert any("40 of 100 frames (40%)" in text for text in lines[1:-1]), lines  # 20 an episode
+    assert "finished: 100 of 100 frames (100%)" in lines[-1]
+    quiet = run_cli(*args, "--observation", "state", "--force", "--quiet", root=minari_root)
+    assert quiet.returncode == 0 and "frames" not in quiet.stderr, quiet.stderr

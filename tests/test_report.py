@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import matplotlib.image
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.harness import profiles
 from benchmark.harness.results import (
     COLUMNS,
     Cell,
@@ -39,9 +41,32 @@ def test_iqm_intervals_are_seeded() -> None:
     assert report.iqm_intervals(scores) == report.iqm_intervals(scores)
 
 
-def test_mean_std_over_seeds() -> None:
-    assert report.mean_std(np.array([[1.0], [3.0]])) == pytest.approx((2.0, 1.0))
-    assert report.mean_std(np.array([[4.0]])) == pytest.approx((4.0, 0.0))
+def test_mean_std_over_seeds_is_the_sample_std() -> None:
+    assert report.mean_std(np.array([[1.0], [3.0]])) == pytest.approx((2.0, np.sqrt(2.0)))
+    mean, std = report.mean_std(np.array([[4.0]]))
+    assert mean == 4.0 and np.isnan(std)  # one run has no spread to estimate
+    # Over datasets, each seed's mean is one run: the spread is over seeds, not datasets.
+    two_datasets = np.array([[0.0, 100.0], [2.0, 102.0]])
+    assert report.mean_std(two_datasets) == pytest.approx((51.0, np.sqrt(2.0)))
+
+
+def test_student_t_interval_on_the_mean() -> None:
+    # n = 3, mean 2, sample std 1: half-width t(0.975, 2) / sqrt(3) = 4.302653 / 1.732051.
+    interval = stats.t_interval(np.array([[1.0], [2.0], [3.0]]))
+    assert (interval.point, interval.kind) == (2.0, "t")
+    assert interval.high - 2.0 == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)
+    assert interval.low == pytest.approx(4.0 - interval.high)
+    assert np.isnan(stats.t_interval(np.array([[5.0]])).low)
+
+
+def test_a_bootstrap_interval_over_three_seeds_is_their_range() -> None:
+    three = np.array([[1.0], [5.0], [2.0]])
+    interval = report.iqm_intervals({"a": three})["a"]
+    assert (interval.low, interval.high, interval.kind) == (1.0, 5.0, "range")
+    assert str(interval) == "2.7, range [1.0, 5.0]"
+    five = np.array([[1.0], [5.0], [2.0], [3.0], [4.0]])
+    wider = report.iqm_intervals({"b": five})["b"]
+    assert wider.kind == "bootstrap" and 1.0 < wider.low < wider.high < 5.0
 
 
 def test_probability_of_improvement_on_constructed_cases() -> None:
@@ -78,10 +103,15 @@ def test_final_and_best_per_run() -> None:
 
 def test_leaderboard_rows_and_aggregate() -> None:
     board = report.leaderboard(report.per_run_scores(synthetic_table()))
-    assert board["algo"].tolist()[:3] == ["sac-curl-online", "sac-curl-online", "sac-curl-offline"]
+    # Online SAC ran no dataset of the offline baselines: its row, but no aggregate row.
+    assert board["algo"].tolist()[:2] == ["sac-curl-online", "sac-curl-offline"]
+    assert set(board.loc[board["algo"] == "sac-curl-online", "dataset"]) == {"online"}
     cql = board[(board["algo"] == "cql-curl") & (board["dataset"] == RANDOM)].iloc[0]
     assert cql["final_mean"] == pytest.approx(54 + 1)  # seeds add 0, 1, 2
-    assert cql["final_std"] == pytest.approx(np.std([0, 1, 2]))
+    assert cql["final_std"] == pytest.approx(np.std([0, 1, 2], ddof=1))  # the sample std
+    assert cql["final_iqm_interval"] == "range"  # 3 seeds: the bootstrap gives their range
+    assert cql["final_return_mean"] == pytest.approx(10 * cql["final_mean"])  # score x 10 here
+    assert cql["final_vd4rl_mean"] == pytest.approx(cql["final_return_mean"] / 10)
     aggregate = board[(board["algo"] == "cql-curl") & (board["dataset"] == "aggregate")].iloc[0]
     assert aggregate["runs"] == 3
     assert aggregate["best_iqm"] == pytest.approx(61.0)  # IQM of 60,61,62 twice -> 61
@@ -172,21 +202,26 @@ def test_training_metrics_figure_has_a_panel_per_metric(tmp_path: Path) -> None:
     assert plots.training_metrics(metrics_frame([]), tmp_path) == []
 
 
-def test_the_state_track_compares_cql_with_offline_sac_and_names_their_budgets() -> None:
+def test_the_state_track_does_not_compare_cql_at_another_budget() -> None:
+    """CQL at a tenth of offline SAC's updates: no P(improvement) and no aggregate row for it,
+    each refusal saying why (issue 27: CQL's 60.0 read as equal to TD3+BC's 59.4)."""
     table = synthetic_table()
     names = {"cql-curl": "cql-state", "sac-curl-offline": "sac-state-offline"}
     table["algo"] = table["algo"].replace(names)
     table.loc[table["algo"] == "cql-state", "update"] //= 10  # a budget-limited CQL
     runs = report.per_run_scores(table)
     assert report.improvement_pair(runs) == ("cql-state", "sac-state-offline")
-    result = report.improvement(runs)
-    assert result is not None and (result["x"], result["y"]) == ("cql-state", "sac-state-offline")
-    cql_updates, sac_updates = (
-        result["updates"][name] for name in ("cql-state", "sac-state-offline")
-    )
-    assert cql_updates == [sac_updates[0] // 10]
+    assert report.improvement(runs) is None
+    reason = report.not_comparable(runs, ("cql-state", "sac-state-offline"))
+    assert reason is not None and "at 30 updates" in reason and "at 300 updates" in reason
     board = report.leaderboard(runs)
-    assert set(board.loc[board["algo"] == "cql-state", "updates"]) == {str(cql_updates[0])}
+    assert set(board.loc[board["algo"] == "cql-state", "updates"]) == {"30"}
+    assert "aggregate" not in set(board.loc[board["algo"] == "cql-state", "dataset"])
+    assert "aggregate" in set(board.loc[board["algo"] == "sac-state-offline", "dataset"])
+    pair = ("cql-state", "sac-state-offline")
+    text = report.markdown(board, profiles.get("demo"), [], None, [], pair, runs)
+    assert "- `cql-state`: ran 2 dataset(s) (random-v0, expert-v0) at 30 updates." in text
+    assert f"Not computed: {reason}." in text
 
 
 def test_the_leaderboard_names_overrides_the_cells_recorded(tmp_path: Path) -> None:
@@ -231,3 +266,108 @@ def test_learning_curves_zoom_on_a_baseline_stopped_early(tmp_path: Path) -> Non
         "learning_curves_update.png",
         "learning_curves_update.pdf",
     ]
+
+
+# -- the committed reference's real cells --------------------------------------------------------
+REFERENCE_ARCHIVE = Path(__file__).resolve().parents[1] / "results/reference-state/results.tar.gz"
+STATE_EXPERT = "vorb/walker-walk/expert-v0"
+
+
+@pytest.fixture(scope="module")
+def reference_cells(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 51 finished cells of results/reference-state, unpacked as a results folder."""
+    root = tmp_path_factory.mktemp("reference-state")
+    with tarfile.open(REFERENCE_ARCHIVE) as archive:
+        archive.extractall(root, filter="data")
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference_report(reference_cells: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reference-report")
+    report.write_report(reference_cells, out)
+    return out
+
+
+def final_rows(root: Path) -> pd.DataFrame:
+    """Each cell's last evaluation, read straight from its evals.csv."""
+    tables = [pd.read_csv(path) for path in sorted(root.glob("runs/*/*/*/seed-*/evals.csv"))]
+    return pd.concat([t.sort_values("update").tail(1) for t in tables], ignore_index=True)
+
+
+def test_divergence_on_the_reference_cells(reference_cells: Path) -> None:
+    """Offline SAC on expert (temperature to 3e7, critic loss 6e17) diverged; TD3+BC, BC and
+    online SAC did not."""
+    from benchmark.harness.results import METRICS_KEY_DTYPES, select_cells, sort_metrics
+
+    selection = select_cells(reference_cells)
+    metrics = sort_metrics(selection.table("metrics.csv", METRICS_KEY_DTYPES, profile="state"))
+    meta = list(selection.meta.values())
+    runs = report.with_divergence(
+        report.per_run_scores(selection.evals), selection.evals, metrics, meta
+    )
+    assert len(runs) == 51
+    by_algo = runs.groupby("algo")["diverged"]
+    assert not by_algo.get_group("td3bc-state").any()
+    assert not by_algo.get_group("bc-state").any()
+    assert not by_algo.get_group("sac-state-online").any()
+    sac_expert = runs[(runs["algo"] == "sac-state-offline") & (runs["dataset"] == STATE_EXPERT)]
+    assert sac_expert["diverged"].all() and (sac_expert["divergence_ratio"] > 1e6).all()
+    sac_random = runs[
+        (runs["algo"] == "sac-state-offline") & runs["dataset"].str.contains("random")
+    ]
+    assert not sac_random["diverged"].any()  # its Q stays below 200
+
+
+def test_value_bounds_follow_reward_range_discount_and_entropy() -> None:
+    from benchmark.report import divergence
+
+    assert tuple(map(float, divergence.value_bounds(0.99))) == pytest.approx((0.0, 200.0))
+    worst = (2.0 + 0.5 * 6 * np.log(2.0)) / 0.01  # entropy not logged: uniform's 6 log 2
+    low, high = divergence.value_bounds(0.99, [0.5], [np.nan])
+    assert (low[0], high[0]) == (-np.inf, pytest.approx(worst))
+    low, high = divergence.value_bounds(0.99, [3e7], [-6.0])  # offline SAC on expert
+    assert high[0] == pytest.approx(200.0) and low[0] == pytest.approx(-6.0 * 3e7 / 0.01)
+    assert divergence.loss_bound(np.array([0.0]), np.array([200.0]))[0] == 2 * 400.0**2
+
+
+def test_the_report_on_the_reference_cells(reference_cells: Path, reference_report: Path) -> None:
+    board = pd.read_csv(reference_report / "leaderboard.csv")
+    text = (reference_report / "leaderboard.md").read_text()
+    assert "sample std over seeds" in text and "Student-t interval" in text
+    finals = final_rows(reference_cells)
+    row = board[(board["algo"] == "td3bc-state") & (board["dataset"] == STATE_EXPERT)].iloc[0]
+    mine = finals[(finals["algo"] == "td3bc-state") & (finals["dataset"] == STATE_EXPERT)]
+    scores = mine["normalized_score"].to_numpy()
+    assert row["final_std"] == pytest.approx(np.std(scores, ddof=1))
+    half = 4.302653 * np.std(scores, ddof=1) / np.sqrt(3)  # t(0.975, 2)
+    assert row["final_t_high"] == pytest.approx(scores.mean() + half, rel=1e-6)
+    assert (row["final_iqm_low"], row["final_iqm_high"]) == pytest.approx(
+        (scores.min(), scores.max())
+    )
+    assert row["final_iqm_interval"] == "range"
+    assert row["final_return_mean"] == pytest.approx(mine["return_mean"].mean())
+    assert row["final_vd4rl_mean"] == pytest.approx(mine["return_mean"].mean() / 10)
+    # No mixed aggregate: CQL (expert, 7,500 updates) and online SAC stand apart.
+    aggregated = set(board.loc[board["dataset"] == "aggregate", "algo"])
+    assert aggregated == {"bc-state", "td3bc-state", "sac-state-offline"}
+    assert "- `cql-state`: ran 1 dataset(s) (expert-v0) at 7,500 updates." in text
+    assert "Not computed: cql-state ran 1 dataset(s) (expert-v0) at 7,500 updates" in text
+    # Divergence shown as such, its Q left out of the means.
+    sac = board[(board["algo"] == "sac-state-offline") & (board["dataset"] == STATE_EXPERT)]
+    assert np.isnan(sac["final_q_gap"].item()) and sac["diverged_runs"].item() == 3
+    assert f"| sac-state-offline | state | {STATE_EXPERT} | 3 |" in text
+    line = next(
+        t
+        for t in text.splitlines()
+        if t.startswith(f"| sac-state-offline | state | {STATE_EXPERT}")
+    )
+    assert line.endswith("| diverged (3/3) |")
+    td3bc = board[(board["algo"] == "td3bc-state") & (board["dataset"] == "aggregate")]
+    assert td3bc["diverged_runs"].item() == 0 and not np.isnan(td3bc["final_q_gap"].item())
+
+
+def test_a_folder_without_results_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert report.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path} holds no results: no runs/ folder" in error and "*.tar.gz" in error

@@ -183,6 +183,17 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
     print(json.dumps({k: v.get("mean") for k, v in summary.items() if "mean" in v}))
 
 
+def cmd_policy_return(args: argparse.Namespace) -> None:
+    from benchmark.datasets.train_behaviour import record_deterministic_return
+
+    command = shlex.join(["python", "-m", "benchmark.datasets", *args.argv])
+    result = record_deterministic_return(args.name, command)
+    print(
+        f"{args.name}: deterministic {result['mean']:.1f} ± {result['std']:.1f} "
+        f"over {result['episodes']} episodes (written to returns.json)"
+    )
+
+
 def _train_behaviour_parser(commands: argparse._SubParsersAction) -> None:
     """Options generated from :class:`BehaviourTraining`, so ``--help`` documents them."""
     from benchmark.datasets.policies import POLICY_DIR
@@ -264,6 +275,13 @@ def parser() -> argparse.ArgumentParser:
     export.set_defaults(run=cmd_export)
     _rerender_parser(commands)
     _train_behaviour_parser(commands)
+    policy_return = commands.add_parser(
+        "policy-return",
+        help="measure a behaviour policy's deterministic return (20 episodes, the confirmation "
+        "seeds) and record it in returns.json beside its sampled one",
+    )
+    policy_return.add_argument("name", help="a policy of datasets/policies: medium or expert")
+    policy_return.set_defaults(run=cmd_policy_return)
     return main
 
 

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from benchmark.datasets.collect import (
     EpisodeArrays,
@@ -64,6 +63,7 @@ from benchmark.datasets.store import (
     reference_scores,
 )
 from benchmark.datasets.verify import digest_checks
+from benchmark.harness.progress import Progress, bar_or_lines
 
 DATA_FORMAT = "arrow"  # see the module docstring
 DEFAULT_TIME_LIMIT_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps
@@ -403,14 +403,14 @@ def _zstd_arrow_writes() -> Iterator[None]:
         arrow_storage.ds.write_dataset = original
 
 
-def _write(plan: BuildPlan, episodes: Iterable[EpisodeArrays], bar: tqdm) -> tuple[Any, dict]:
+def _write(plan: BuildPlan, episodes: Iterable[EpisodeArrays], bar: Progress) -> tuple[Any, dict]:
     """Write episodes as they arrive; return the dataset and the statistics and digests."""
     with _zstd_arrow_writes():
         return _write_episodes(plan, episodes, bar)
 
 
 def _write_episodes(
-    plan: BuildPlan, episodes: Iterable[EpisodeArrays], bar: tqdm
+    plan: BuildPlan, episodes: Iterable[EpisodeArrays], bar: Progress
 ) -> tuple[Any, dict]:
     dataset, digester, returns = None, Digester(), []
     for episode_id, episode in enumerate(episodes):
@@ -517,7 +517,7 @@ def build_dataset(
     total = plan.transitions if plan.transitions is not None else None
     with (
         staged_dataset(plan.target_id),
-        tqdm(total=total, unit="frame", desc=plan.target_id, disable=not progress) as bar,
+        bar_or_lines(total, plan.target_id, "frame", enabled=progress) as bar,
     ):
         dataset, record = _write(plan, episodes, bar)
         record = _record(plan, record, time.perf_counter() - start, dataset_dir(plan.target_id))

@@ -8,9 +8,10 @@ Code written for D4RL (CORL and most offline RL repositories) reads a dict of nu
 
 Pixel observations are uint8 channel-first stacks of ``frame_stack`` frames, oldest first; at an
 episode's start the first frame is repeated, as V-D4RL's loader and VORB's
-:class:`benchmark.data.sampler.FrameReplay` do. ``observation="state"`` gives the proprioceptive state
-(float32) instead, as D4RL's MuJoCo datasets have; ``with_state=True`` adds it beside the pixels as
-``states`` (and ``next_states``).
+:class:`benchmark.data.sampler.FrameReplay` do. ``observation="state"`` gives the
+proprioceptive state (float32) instead, as D4RL's MuJoCo datasets have, read without the frames:
+it works on a state-only build (``vorb-state/...``, the state track's data) as on a pixel one.
+``with_state=True`` adds the state beside the pixels as ``states`` (and ``next_states``).
 
 Two differences from ``d4rl.qlearning_dataset``: D4RL's files lack the observation after the last
 step of an episode, so D4RL drops each time-limit transition; VORB stores it, so every transition
@@ -108,9 +109,78 @@ class FrameIndexedDataset:
         return view if lazy else view[:]
 
 
+def _check_observation(observation: str) -> None:
+    if observation not in OBSERVATIONS:
+        raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+
+
 def _check_frame_stack(frame_stack: int) -> None:
     if not isinstance(frame_stack, int) or frame_stack < 1:
         raise ValueError(f"frame_stack must be a positive integer, got {frame_stack!r}")
+
+
+@dataclass(frozen=True)
+class _Episodes:
+    """Every episode's arrays read once, in episode order (F = N + episodes observation rows)."""
+
+    frames: np.ndarray | None  # uint8 (F, C, H, W); None when read without frames
+    states: np.ndarray  # float32 (F, state_dim)
+    obs_row: np.ndarray  # int64 (N,): row of transition i's observation
+    start: np.ndarray  # int64 (N,): row of its episode's first observation
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+
+
+def _read_episodes(dataset: Any, frames: bool, progress: bool) -> _Episodes:
+    """The dataset's episodes as flat arrays; ``frames=False`` never touches the pixels (a
+    state-only build has none, and a pixel build's frames are most of its size)."""
+    transitions, episodes = dataset.total_steps, dataset.total_episodes
+    rows = transitions + episodes  # each episode stores T + 1 observations
+    state_dim = dataset.observation_space["state"].shape[0]
+    pixels = None
+    if frames:
+        height, width, channels = dataset.observation_space["pixels"].shape
+        pixels = np.empty((rows, channels, height, width), dtype=np.uint8)
+    read = _Episodes(
+        frames=pixels,
+        states=np.empty((rows, state_dim), dtype=np.float32),
+        obs_row=np.empty(transitions, dtype=np.int64),
+        start=np.empty(transitions, dtype=np.int64),
+        actions=np.empty((transitions, *dataset.action_space.shape), dtype=np.float32),
+        rewards=np.empty(transitions, dtype=np.float32),
+        terminals=np.empty(transitions, dtype=bool),
+        timeouts=np.empty(transitions, dtype=bool),
+    )
+    row, step = 0, 0
+    for episode in tqdm(dataset.iterate_episodes(), total=episodes, disable=not progress):
+        steps = len(episode.actions)
+        if pixels is not None:
+            pixels[row : row + steps + 1] = episode.observations["pixels"].transpose(0, 3, 1, 2)
+        read.states[row : row + steps + 1] = episode.observations["state"]
+        span = slice(step, step + steps)
+        read.obs_row[span] = np.arange(row, row + steps)
+        read.start[span] = row
+        read.actions[span] = episode.actions
+        read.rewards[span] = episode.rewards
+        read.terminals[span] = episode.terminations
+        read.timeouts[span] = episode.truncations
+        # An episode that stops with neither flag (the data ran out) ends like a time limit.
+        read.timeouts[step + steps - 1] |= not read.terminals[step + steps - 1]
+        row, step = row + steps + 1, step + steps
+    return read
+
+
+def _has_pixels(dataset: Any) -> bool:
+    return "pixels" in dataset.observation_space.spaces
+
+
+def _no_pixels_error(dataset_id: str) -> ValueError:
+    return ValueError(
+        f"{dataset_id} is a state-only build (its observations: state, physics; no pixels): "
+        "use observation='state' (with_state needs pixels too)"
+    )
 
 
 def load_frame_indexed(
@@ -119,64 +189,50 @@ def load_frame_indexed(
     """Read a VORB dataset once into a :class:`FrameIndexedDataset` (each frame stored once)."""
     _check_frame_stack(frame_stack)
     dataset = load_or_explain(dataset_id)
-    transitions, episodes = dataset.total_steps, dataset.total_episodes
-    height, width, channels = dataset.observation_space["pixels"].shape
-    state_dim = dataset.observation_space["state"].shape[0]
-    frames = np.empty((transitions + episodes, channels, height, width), dtype=np.uint8)
-    states = np.empty((transitions + episodes, state_dim), dtype=np.float32)
-    obs_frame = np.empty(transitions, dtype=np.int64)  # frame row of transition i's observation
-    start = np.empty(transitions, dtype=np.int64)  # frame row of its episode's first frame
-    actions = np.empty((transitions, *dataset.action_space.shape), dtype=np.float32)
-    rewards = np.empty(transitions, dtype=np.float32)
-    terminals = np.empty(transitions, dtype=bool)
-    timeouts = np.empty(transitions, dtype=bool)
-    frame, step = 0, 0
-    for episode in tqdm(dataset.iterate_episodes(), total=episodes, disable=not progress):
-        steps = len(episode.actions)
-        pixels = episode.observations["pixels"]
-        frames[frame : frame + steps + 1] = pixels.transpose(0, 3, 1, 2)
-        states[frame : frame + steps + 1] = episode.observations["state"]
-        span = slice(step, step + steps)
-        obs_frame[span] = np.arange(frame, frame + steps)
-        start[span] = frame
-        actions[span] = episode.actions
-        rewards[span] = episode.rewards
-        terminals[span] = episode.terminations
-        timeouts[span] = episode.truncations
-        # An episode that stops with neither flag (the data ran out) ends like a time limit.
-        timeouts[step + steps - 1] |= not terminals[step + steps - 1]
-        frame, step = frame + steps + 1, step + steps
-    offsets = obs_frame[:, None] + np.arange(-frame_stack + 1, 1)
+    if not _has_pixels(dataset):
+        raise _no_pixels_error(dataset_id)
+    read = _read_episodes(dataset, frames=True, progress=progress)
+    offsets = read.obs_row[:, None] + np.arange(-frame_stack + 1, 1)
+    assert read.frames is not None
     return FrameIndexedDataset(
-        frames=frames,
-        states=states,
-        observation_index=np.maximum(offsets, start[:, None]),
-        next_observation_index=np.maximum(offsets + 1, start[:, None]),
-        actions=actions,
-        rewards=rewards,
-        terminals=terminals,
-        timeouts=timeouts,
+        frames=read.frames,
+        states=read.states,
+        observation_index=np.maximum(offsets, read.start[:, None]),
+        next_observation_index=np.maximum(offsets + 1, read.start[:, None]),
+        actions=read.actions,
+        rewards=read.rewards,
+        terminals=read.terminals,
+        timeouts=read.timeouts,
     )
 
 
-def _observations(
-    data: FrameIndexedDataset, observation: str, with_state: bool, lazy: bool, nexts: bool
+def _state_dict(dataset_id: str, nexts: bool) -> dict[str, Any]:
+    """D4RL's dict with state observations, read without frames: works on a state-only build
+    (``vorb-state/...``) and on a pixel build alike."""
+    read = _read_episodes(load_or_explain(dataset_id), frames=False, progress=False)
+    out = {"observations": read.states[read.obs_row]}
+    if nexts:
+        out["next_observations"] = read.states[read.obs_row + 1]
+    return out | {
+        "actions": read.actions,
+        "rewards": read.rewards,
+        "terminals": read.terminals,
+        "timeouts": read.timeouts,
+    }
+
+
+def _pixel_observations(
+    data: FrameIndexedDataset, with_state: bool, lazy: bool, nexts: bool
 ) -> dict[str, Any]:
-    if observation not in OBSERVATIONS:
-        raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
     keys = [("observations", data.observation_index)]
     if nexts:
         keys.append(("next_observations", data.next_observation_index))
     out: dict[str, Any] = {}
     for key, index in keys:
-        state = data.states[index[:, -1]]  # the newest frame's state
-        if observation == "state":
-            out[key] = state
-            continue
         view = StackedFrames(data.frames, index)
         out[key] = view if lazy else view[:]
-        if with_state:
-            out[key.replace("observations", "states")] = state
+        if with_state:  # the newest frame's state
+            out[key.replace("observations", "states")] = data.states[index[:, -1]]
     return out
 
 
@@ -225,8 +281,12 @@ def _d4rl_dict(
     lazy: bool,
     nexts: bool,
 ) -> dict[str, Any]:
+    _check_observation(observation)
+    _check_frame_stack(frame_stack)
+    if observation == "state":
+        return _state_dict(dataset_id, nexts)
     data = load_frame_indexed(dataset_id, frame_stack)
-    return _observations(data, observation, with_state, lazy, nexts=nexts) | _transitions(data)
+    return _pixel_observations(data, with_state, lazy, nexts=nexts) | _transitions(data)
 
 
 def get_normalized_score(dataset_id: str, returns: float | np.ndarray) -> float | np.ndarray:

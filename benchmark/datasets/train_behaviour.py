@@ -26,6 +26,7 @@ retrained: the datasets' recipes and digests are made from them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import time
@@ -40,6 +41,7 @@ import numpy as np
 from benchmark.atomic import atomic_write, atomic_write_text
 from benchmark.data.envs import STATE_ENV_ID
 from benchmark.datasets.policies import (
+    POLICY_DIR,
     BehaviourPolicy,
     NumpyActor,
     random_policy_action,
@@ -401,3 +403,52 @@ def make_state_env(time_limit_s: float) -> gym.Env:
     import benchmark  # noqa: F401  (registers the ids)
 
     return gym.make(STATE_ENV_ID, time_limit_s=time_limit_s)
+
+
+# -- the normalised scale's 100 ------------------------------------------------------------------
+DETERMINISTIC_KEY = "deterministic"  # returns.json: beside a policy's sampled-action return
+
+
+def deterministic_return(
+    policy_file: str | Path,
+    seeds: tuple[int, ...] = CONFIRM_SEEDS,
+    time_limit_s: float = BehaviourTraining.time_limit_s,
+) -> EvalResult:
+    """A behaviour policy's return with deterministic actions (tanh of the mean), as every
+    benchmark evaluation acts, on the confirmation seeds its sampled return was measured on: the
+    two measurements differ only in how the actions are chosen. The normalised scale's 100 is
+    the sampled return (the datasets' ``ref_max_score``), so a policy as good as the expert but
+    acting deterministically can score above 100."""
+    policy = BehaviourPolicy.load(policy_file)
+    env = make_state_env(time_limit_s)
+    try:
+        act = functools.partial(policy.act, deterministic=True)
+        return evaluate(env, act, seeds, CONFIRM_NOISE_SEED)  # the noise seed is never drawn from
+    finally:
+        env.close()
+
+
+def record_deterministic_return(
+    name: str,
+    command: str,
+    policy_dir: str | Path = POLICY_DIR,
+    seeds: tuple[int, ...] = CONFIRM_SEEDS,
+    time_limit_s: float = BehaviourTraining.time_limit_s,
+) -> dict[str, Any]:
+    """Measure ``<policy_dir>/<name>.pt`` with :func:`deterministic_return` and write it into
+    ``returns.json`` as ``<name>.deterministic``, beside the sampled return it leaves alone
+    (``seeds`` and ``time_limit_s``: smaller in tests)."""
+    policy_dir = Path(policy_dir)
+    path = policy_dir / "returns.json"
+    returns = json.loads(path.read_text())
+    if name not in returns or "mean" not in returns[name]:
+        measured = [k for k, v in returns.items() if isinstance(v, dict) and "mean" in v]
+        raise ValueError(f"no sampled return of {name!r} in {path}; policies: {measured}")
+    result = deterministic_return(policy_dir / f"{name}.pt", seeds, time_limit_s)
+    returns[name][DETERMINISTIC_KEY] = {
+        **result.to_json(),
+        "actions": "deterministic (tanh of the mean), as every benchmark evaluation acts",
+        "command": command,
+    }
+    atomic_write_text(path, json.dumps(returns, indent=2) + "\n")
+    return returns[name][DETERMINISTIC_KEY]

@@ -6,13 +6,15 @@ partial lines per cell, so there each cell event is one line instead (start, eva
 checkpoint from the worker; done, paused, failed from the launcher), plus a summary of the
 cells every ``--summary-every`` and at the end. Workers inherit the launcher's stderr; each line
 is written whole in one call, so lines of two workers never interleave within a line.
+Dataset builds report the same way (:func:`bar_or_lines`): a bar on a terminal, else a line per
+tenth of the frames.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 SUMMARY_EVERY_S = 60.0  # --summary-every's default
 TICK_S = 1.0  # how often a waiting launcher looks whether a summary is due
@@ -74,6 +76,61 @@ class RunProgress:
         self.bar.close()
         if not self.bars:
             self.summary()
+
+
+class Progress(Protocol):
+    """What a build reports its progress to: a tqdm bar or :class:`LineProgress`."""
+
+    def update(self, n: int = 1) -> Any: ...
+
+
+class LineProgress:
+    """A progress bar's ``update`` and ``close`` as plain lines, for where a bar would write
+    hundreds of partial lines (a log file, CI): a line each time another tenth of ``total`` is
+    done (every ``every`` units while the total is unknown), and a last one at the end."""
+
+    STEPS = 10  # lines over a known total
+
+    def __init__(self, total: int | None, desc: str, unit: str, every: int = 10_000) -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.every = max(1, total // self.STEPS) if total else every
+        self.done = self.next_line = 0
+        self.started = time.monotonic()
+        line(f"[{desc}] started" + (f": {total:,} {unit}s to go" if total else ""))
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= self.next_line + self.every:
+            self.next_line = self.done - self.done % self.every
+            line(f"[{self.desc}] {self._count()}, {self._elapsed()}")
+
+    def _count(self) -> str:
+        if not self.total:
+            return f"{self.done:,} {self.unit}s"
+        return f"{self.done:,} of {self.total:,} {self.unit}s ({100 * self.done / self.total:.0f}%)"
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self.started:.0f} s elapsed"
+
+    def close(self) -> None:
+        line(f"[{self.desc}] finished: {self._count()}, {self._elapsed()}")
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:  # an error speaks for itself: no "finished" line under it
+            self.close()
+
+
+def bar_or_lines(total: int | None, desc: str, unit: str, enabled: bool = True) -> Any:
+    """A tqdm bar on a terminal, :class:`LineProgress` elsewhere, nothing when not ``enabled``
+    (both have ``update``, ``close`` and ``with``)."""
+    from tqdm import tqdm
+
+    if enabled and not interactive():
+        return LineProgress(total, desc, unit)
+    return tqdm(total=total, unit=unit, desc=desc, disable=not enabled)
 
 
 def describe_outcome(outcome: Any) -> str:

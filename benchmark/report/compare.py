@@ -9,10 +9,14 @@ with its 95% interval (Agarwal et al. 2021, rliable), and a verdict at 95%: ``be
 interval of P(X > Y) lies above 1/2, ``worse`` below, ``within`` otherwise. The same over all
 shared datasets together (the aggregate). Statistics: :mod:`benchmark.report.stats`.
 
-The two sides must have run the same protocol: the profile, the updates and the evaluation
-interval each cell ran, the evaluation episodes and their length, the datasets' ids and sizes and
-the observation kind (when the results record one). A difference is refused, naming the field
-(exit 2), unless ``--allow-mismatch``, which compares anyway and says so above and below.
+The two sides of a pair must have run the same protocol: the profile, the updates and the
+evaluation interval each cell ran, the evaluation episodes and their length, the datasets' ids and
+sizes and the observation kind (when the results record one). A pair whose protocol differs is
+left out and listed under the table, naming the field; when no pair is left it is refused (exit
+2). ``--allow-mismatch`` compares anyway and says so above and below.
+
+``--results`` and ``--reference`` are results folders, or folders holding export archives
+(``results/reference-state/``), read in place.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from benchmark.report.stats import (
     BOOTSTRAP_SEED,
     Interval,
     algo_datasets,
+    dataset_order,
     iqm_intervals,
     probability_of_improvement,
     score_matrix,
+    t_interval,
 )
 
 EXIT_USAGE = 2  # bad arguments, no shared datasets, or a protocol mismatch (nothing compared)
@@ -128,9 +134,11 @@ class Comparison:
     dataset: str
     runs: int
     reference_runs: int
-    score: Interval  # IQM of final scores, 95% interval
+    score: Interval  # IQM of final scores, 95% bootstrap interval (or the seeds' range)
     reference_score: Interval
     improvement: Interval  # P(algo > reference_algo)
+    mean: Interval  # mean of final scores, 95% Student-t interval over seeds
+    reference_mean: Interval
 
     @property
     def verdict(self) -> str:
@@ -146,7 +154,7 @@ def compare_pair(
     user_runs: pd.DataFrame, ref_runs: pd.DataFrame, algo: str, ref_algo: str
 ) -> list[Comparison]:
     """Per shared dataset and over all of them: intervals each side, P(improvement)."""
-    shared = sorted(set(algo_datasets(user_runs, algo)) & set(algo_datasets(ref_runs, ref_algo)))
+    shared = shared_datasets(user_runs, ref_runs, algo, ref_algo)
     if not shared:
         return []
     rows = []
@@ -167,19 +175,32 @@ def compare_pair(
                 intervals["x"],
                 intervals["y"],
                 probability_of_improvement(x, y),
+                t_interval(x),
+                t_interval(y),
             )
         )
     return rows
 
 
+def shared_datasets(
+    user_runs: pd.DataFrame, ref_runs: pd.DataFrame, algo: str, ref_algo: str
+) -> list[str]:
+    """The datasets both baselines ran, worst data to best."""
+    return dataset_order(
+        set(algo_datasets(user_runs, algo)) & set(algo_datasets(ref_runs, ref_algo))
+    )
+
+
 def comparison_table(comparisons: Sequence[Comparison]) -> str:
-    header = ["baseline", "reference", "dataset", "runs", "score IQM [95% CI]"]
-    header += ["reference runs", "reference IQM [95% CI]", "P(improvement) [95% CI]", "verdict"]
+    header = ["baseline", "reference", "dataset", "runs", "IQM [95% bootstrap CI]"]
+    header += ["mean [95% t-CI]", "reference runs", "reference IQM [95% bootstrap CI]"]
+    header += ["reference mean [95% t-CI]", "P(improvement) [95% CI]", "verdict"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in comparisons:
         pi = f"{c.improvement.point:.2f} [{c.improvement.low:.2f}, {c.improvement.high:.2f}]"
-        cells = [c.algo, c.reference_algo, c.dataset, str(c.runs), str(c.score)]
-        cells += [str(c.reference_runs), str(c.reference_score), pi, f"**{c.verdict}**"]
+        cells = [c.algo, c.reference_algo, c.dataset, str(c.runs), str(c.score), str(c.mean)]
+        cells += [str(c.reference_runs), str(c.reference_score), str(c.reference_mean)]
+        cells += [pi, f"**{c.verdict}**"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -210,9 +231,11 @@ def _chosen(present: Sequence[str], wanted: str | None, what: str) -> list[str]:
     return names
 
 
-def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str]]:
-    """The comparisons the command prints and the protocol mismatches found (raises
-    :class:`ProtocolMismatch` on any unless ``allow_mismatch``)."""
+def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str], list[str]]:
+    """The comparisons the command prints, the protocol mismatches it compared anyway
+    (``allow_mismatch``) and the pairs it left out for theirs. Pairs whose protocols differ
+    (another update budget, say) are left out and listed; :class:`ProtocolMismatch` is raised
+    when that leaves nothing to compare, unless ``allow_mismatch``."""
     from benchmark.report.leaderboard import per_run_scores
 
     user, user_profile = _side(args.results, args.profile, "--results")
@@ -221,35 +244,44 @@ def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str]]:
     ref_runs = per_run_scores(ref.evals[ref.evals["profile"] == ref_profile])
     algos = _chosen(sorted(user_runs["algo"].unique()), args.algos, "--algos")
     against = _chosen(sorted(ref_runs["algo"].unique()), args.against, "--against")
-    comparisons, problems = [], []
+    problems: list[str] = []
     if user_profile != ref_profile:
         problems.append(f"profile differs: --results {user_profile!r}, --reference {ref_profile!r}")
+    pairs, left_out = [], []
     for algo in algos:
         for ref_algo in against:
-            pair = compare_pair(user_runs, ref_runs, algo, ref_algo)
-            if not pair:
+            if not shared_datasets(user_runs, ref_runs, algo, ref_algo):
                 continue
-            problems += protocol_mismatches(
+            found = problems + protocol_mismatches(
                 metas_of(user, user_profile, algo),
                 metas_of(ref, ref_profile, ref_algo),
                 (algo, f"reference {ref_algo}"),
             )
-            comparisons += pair
+            if found and not args.allow_mismatch:
+                left_out += [f"{algo} against {ref_algo}: {problem}" for problem in found]
+                continue
+            problems += [problem for problem in found if problem not in problems]
+            pairs.append((algo, ref_algo))
+    if not pairs and left_out:
+        raise ProtocolMismatch(
+            "protocol mismatch, nothing compared (--allow-mismatch compares anyway):\n  "
+            + "\n  ".join(left_out)
+        )
+    comparisons = [c for pair in pairs for c in compare_pair(user_runs, ref_runs, *pair)]
     if not comparisons:
         raise ValueError(
             f"nothing to compare: {', '.join(algos)} and the reference's {', '.join(against)} "
             "share no dataset"
         )
-    problems = list(dict.fromkeys(problems))
-    if problems and not args.allow_mismatch:
-        raise ProtocolMismatch(
-            "protocol mismatch, nothing compared (--allow-mismatch compares anyway):\n  "
-            + "\n  ".join(problems)
-        )
-    return comparisons, problems
+    return comparisons, problems, left_out
 
 
-def render(comparisons: Sequence[Comparison], problems: Sequence[str], args: Any) -> str:
+def render(
+    comparisons: Sequence[Comparison],
+    problems: Sequence[str],
+    args: Any,
+    left_out: Sequence[str] = (),
+) -> str:
     warning = [
         "!! PROTOCOL MISMATCH: these numbers were not made with the same protocol "
         "(--allow-mismatch):",
@@ -259,13 +291,23 @@ def render(comparisons: Sequence[Comparison], problems: Sequence[str], args: Any
     lines += [
         f"# {', '.join(args.results)} against the reference {', '.join(args.reference)}",
         "",
-        "Final normalised scores (last evaluation of each run). IQM with 95% stratified "
-        f"bootstrap intervals, P(improvement) = P(baseline > reference) (rliable, {BOOTSTRAP_REPS} "
-        f"resamples, seed {BOOTSTRAP_SEED}); verdict at 95%: better / worse when the interval of "
-        "P(improvement) lies above / below 0.5, within otherwise.",
+        "Final normalised scores (last evaluation of each run); every interval is over runs "
+        "(seeds), each side's own. IQM with a 95% stratified bootstrap interval, marked `range` "
+        "where it is exactly the lowest and highest seed (3 runs or fewer on one dataset); the "
+        "mean with a 95% Student-t interval (in the aggregate, each seed's mean over the "
+        "datasets is one run); P(improvement) = P(baseline > reference) with a 95% stratified "
+        f"bootstrap interval (rliable, {BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}); "
+        "verdict at 95%: better / worse when the interval of P(improvement) lies above / below "
+        "0.5, within otherwise.",
         "",
         comparison_table(comparisons),
     ]
+    if left_out:
+        lines += [
+            "",
+            "Not compared, their protocols differ (--allow-mismatch compares anyway):",
+            *(f"- {reason}" for reason in left_out),
+        ]
     return "\n".join([*lines, *(["", *warning] if problems else [])]) + "\n"
 
 
@@ -280,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference",
         nargs="+",
         required=True,
-        help="reference results folder(s): results/reference, a demo's, any run",
+        help="reference results folder(s), or folders of export archives read in place: "
+        "results/reference-state, any run",
     )
     parser.add_argument("--algos", default=None, help="the user's baselines (default: all)")
     parser.add_argument("--against", default=None, help="reference baselines (default: all)")
@@ -297,11 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        comparisons, problems = compare(args)
+        comparisons, problems, left_out = compare(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    text = render(comparisons, problems, args)
+    text = render(comparisons, problems, args, left_out)
     print(text, end="")
     if problems:
         print("\n".join(["PROTOCOL MISMATCH (--allow-mismatch):", *problems]), file=sys.stderr)

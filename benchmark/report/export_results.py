@@ -10,13 +10,20 @@ folders and temporary files stay behind. Paths inside are relative to the result
 
 reads the unpacked export as a results folder. The archive is written atomically (a temporary
 file renamed into place), so a job killed mid-export leaves no half archive.
+
+The report and ``compare`` also read an export where it lies (:func:`results_roots`): a folder
+holding export archives (``results/reference-state/results.tar.gz``) is read without unpacking
+it by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tarfile
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +79,51 @@ def export(root: str | Path, out: str | Path) -> Export:
 
     atomic_write(out, write)
     return content
+
+
+# -- reading exports in place -----------------------------------------------------------------
+ARCHIVE_GLOB = "*.tar.gz"
+_unpacked: dict[Path, Path] = {}  # archive -> its unpacked copy, for this process's lifetime
+
+
+def is_export(archive: Path) -> bool:
+    """An export of this module: a gzipped tar whose members all lie under ``runs/``."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = tar.getnames()
+    except (tarfile.TarError, OSError):
+        return False
+    return bool(names) and all(name.startswith("runs/") for name in names)
+
+
+def unpacked(archive: Path) -> Path:
+    """``archive`` unpacked into a temporary folder (removed when the process exits), once per
+    process; the folder is a results folder (it holds ``runs/``)."""
+    archive = archive.resolve()
+    if archive not in _unpacked:
+        folder = Path(tempfile.mkdtemp(prefix="vorb-export-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(folder, filter="data")  # no links out, no absolute paths
+        _unpacked[archive] = folder
+    return _unpacked[archive]
+
+
+def results_roots(folder: str | Path) -> list[Path]:
+    """The results folders ``folder`` stands for: itself when it holds ``runs/``, and each export
+    archive directly in it, unpacked (a committed reference keeps its cells as an archive).
+
+    Raises ValueError when it holds neither, naming what was looked for.
+    """
+    folder = Path(folder)
+    archives = [path for path in sorted(folder.glob(ARCHIVE_GLOB)) if is_export(path)]
+    roots = ([folder] if (folder / "runs").is_dir() else []) + [unpacked(a) for a in archives]
+    if not roots:
+        raise ValueError(
+            f"{folder} holds no results: no runs/ folder (python -m benchmark.run --results) and "
+            f"no export archive ({ARCHIVE_GLOB} of python -m benchmark.export_results)"
+        )
+    return roots
 
 
 def main(argv: Sequence[str] | None = None) -> int:

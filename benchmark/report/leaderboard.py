@@ -22,18 +22,22 @@ from benchmark.harness import profiles
 from benchmark.harness.profiles import FULL_EPISODE_S
 from benchmark.harness.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
 from benchmark.harness.variant_eval import report_section
-from benchmark.report import gap
+from benchmark.report import divergence, gap
 from benchmark.report.stats import (  # noqa: F401  (re-exported: the report's statistics live there)
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
     Interval,
+    aggregated_algos,
+    aggregated_budget,
     algo_datasets,
+    budgets,
     dataset_order,
     iqm_intervals,
     mean_std,
     probability_of_improvement,
     score_matrix,
     seeded_bootstrap,
+    t_interval,
 )
 
 AGGREGATE = "aggregate"
@@ -58,6 +62,7 @@ def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
     groups = ordered.groupby(["algo", "dataset", "seed"], sort=True)
     grouped = groups["normalized_score"]
     frame = pd.DataFrame({"final": grouped.last(), "best": grouped.max()})
+    frame["final_return"] = groups["return_mean"].last()  # the raw return the score scales
     frame["updates"] = groups["update"].last()  # what the final score was reached after
     frame["obs"] = groups["observation"].last() if "observation" in table else "pixels"
     if {"q_estimate", "discounted_return"} <= set(table.columns):
@@ -68,13 +73,32 @@ def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index()
 
 
+def with_divergence(
+    runs: pd.DataFrame, table: pd.DataFrame, metrics: pd.DataFrame, meta: list[dict]
+) -> pd.DataFrame:
+    """``runs`` with each run's divergence (:mod:`benchmark.report.divergence`): whether its
+    critic left the task's value range, when first, and the worst excursion."""
+    configs = {
+        (m["cell"]["algo"], m["cell"]["dataset"], int(m["cell"]["seed"])): m["setup"]["config"]
+        for m in meta
+        if "cell" in m and "config" in m.get("setup", {})
+    }
+    flags = divergence.divergence_table(table, metrics, configs)
+    return runs.merge(flags, on=["algo", "dataset", "seed"], how="left")
+
+
 # -- the leaderboard ---------------------------------------------------------------------------
+VD4RL_SCALE = 10.0  # V-D4RL reports return / 10 (docs/sources.md, "V-D4RL")
+
+
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (baseline, dataset) rows, then one aggregate row per baseline over its datasets."""
+    """Per (baseline, dataset) rows, then one aggregate row per baseline over its datasets, for
+    the baselines run on the same datasets at the same budget (:func:`aggregated_algos`)."""
     rows = []
+    aggregated = set(aggregated_algos(runs))
     for algo in algo_order(runs):
         datasets = algo_datasets(runs, algo)
-        for dataset in [*datasets, AGGREGATE]:
+        for dataset in [*datasets, *([AGGREGATE] if algo in aggregated else [])]:
             tasks = datasets if dataset == AGGREGATE else [dataset]
             rows.append(_leaderboard_row(runs, algo, dataset, tasks))
     return pd.DataFrame(rows)
@@ -83,8 +107,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[str]) -> dict:
     mine = runs[(runs["algo"] == algo) & runs["dataset"].isin(tasks)]
     row: dict = {"algo": algo, "obs": mine["obs"].iloc[0], "dataset": dataset}
-    # Final overestimation: mean over runs of Q(s0, pi(s0)) - discounted return (NaN: no critic).
-    row["final_q_gap"] = float(mine["q_gap"].mean()) if mine["q_gap"].notna().any() else np.nan
+    row |= _q_gap(mine, aggregate=dataset == AGGREGATE)
     if "updates" in mine:  # a budget-limited baseline (CQL on states) says so in its row
         low, high = int(mine["updates"].min()), int(mine["updates"].max())
         row["updates"] = str(low) if low == high else f"{low}-{high}"
@@ -92,15 +115,44 @@ def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[st
         scores = score_matrix(runs, algo, column, tasks)
         interval = iqm_intervals({algo: scores})[algo]
         mean, std = mean_std(scores)
+        t = t_interval(scores)
         row |= {
             "runs": scores.shape[0],
             f"{column}_mean": mean,
             f"{column}_std": std,
+            f"{column}_t_low": t.low,
+            f"{column}_t_high": t.high,
             f"{column}_iqm": interval.point,
             f"{column}_iqm_low": interval.low,
             f"{column}_iqm_high": interval.high,
+            f"{column}_iqm_interval": interval.kind,
+        }
+    if "final_return" in runs:
+        returns = score_matrix(runs, algo, "final_return", tasks)
+        mean, std = mean_std(returns)
+        row |= {
+            "final_return_mean": mean,
+            "final_return_std": std,
+            "final_vd4rl_mean": mean / VD4RL_SCALE,
+            "final_vd4rl_std": std / VD4RL_SCALE,
         }
     return row
+
+
+def _q_gap(mine: pd.DataFrame, aggregate: bool) -> dict:
+    """Final overestimation, mean over the runs whose critic stayed in range (NaN: no critic,
+    or every run diverged; in an aggregate, any run: a mean over the datasets left would
+    stand for the baseline), and how many of the runs diverged
+    (:mod:`benchmark.report.divergence`)."""
+    diverged = mine["diverged"].fillna(False).astype(bool) if "diverged" in mine else None
+    kept = mine["q_gap"] if diverged is None else mine.loc[~diverged, "q_gap"]
+    count = 0 if diverged is None else int(diverged.sum())
+    usable = kept.notna().any() and not (aggregate and count)
+    return {
+        "final_q_gap": float(kept.mean()) if usable else np.nan,
+        "diverged_runs": count,
+        "diverged_of": len(mine),  # runs (cells) counted: seeds x datasets in an aggregate
+    }
 
 
 def algo_order(runs: pd.DataFrame) -> list[str]:
@@ -121,11 +173,29 @@ def improvement_pair(runs: pd.DataFrame) -> tuple[str, str]:
     return STATE_IMPROVEMENT_PAIR if present & set(STATE_IMPROVEMENT_PAIR) else IMPROVEMENT_PAIR
 
 
+def not_comparable(runs: pd.DataFrame, pair: tuple[str, str]) -> str | None:
+    """Why P(improvement) of ``pair`` is not computed, or None: both must have run, on the same
+    datasets at the same budget."""
+    ran = budgets(runs)
+    missing = [name for name in pair if name not in ran]
+    if missing:
+        return f"{' and '.join(missing)} did not run"
+    if ran[pair[0]] != ran[pair[1]]:
+        return (
+            f"{pair[0]} ran {ran[pair[0]]}, {pair[1]} ran {ran[pair[1]]}: P(improvement) "
+            "compares baselines run on the same datasets at the same budget"
+        )
+    return None
+
+
 def improvement(runs: pd.DataFrame, pair: tuple[str, str] | None = None) -> dict | None:
-    """P(pair[0] > pair[1]) on final scores over their shared datasets and seeds, if both ran
-    (default pair: :func:`improvement_pair`)."""
+    """P(pair[0] > pair[1]) on final scores over their datasets and shared seeds, if both ran on
+    the same datasets at the same budget (:func:`not_comparable`; default pair:
+    :func:`improvement_pair`)."""
     pair = pair or improvement_pair(runs)
     x_name, y_name = pair
+    if not_comparable(runs, pair):
+        return None
     shared = dataset_order(set(algo_datasets(runs, x_name)) & set(algo_datasets(runs, y_name)))
     if not shared:
         return None
@@ -152,7 +222,10 @@ def markdown(
     pi: dict | None,
     figures: list[str],
     pair: tuple[str, str] = IMPROVEMENT_PAIR,
+    runs: pd.DataFrame | None = None,
 ) -> str:
+    """The leaderboard's Markdown; ``runs`` (:func:`per_run_scores`, with the divergence
+    columns) adds why baselines are left out of the aggregate and which runs diverged."""
     lines = [f"# VORB leaderboard: profile `{profile.name}`", ""]
     if profile.is_demonstration:
         lines += [
@@ -169,25 +242,75 @@ def markdown(
     lines += [*_protocol_lines(profile, meta), "", "## Per dataset", ""]
     lines += _table(board[board["dataset"] != AGGREGATE])
     lines += ["", "## Aggregate over datasets", ""]
-    lines += _table(board[board["dataset"] == AGGREGATE].drop(columns="dataset"))
+    lines += _aggregate_lines(board, runs)
     lines += ["", "## Probability of improvement", ""]
     if pi is None:
-        lines.append(f"Not computed: {pair[0]} and {pair[1]} share no dataset.")
+        reason = not_comparable(runs, pair) if runs is not None else None
+        lines.append(f"Not computed: {reason or f'{pair[0]} and {pair[1]} share no dataset'}.")
     else:
-        budgets = "; ".join(
+        budget_text = "; ".join(
             f"{name} after {', '.join(map(str, n))} updates" for name, n in pi["updates"].items()
         )
         lines.append(
             f"P({pi['x']} > {pi['y']}) on final scores = {pi['interval']} "
             f"(95% stratified bootstrap; {pi['runs']} runs on {', '.join(pi['datasets'])}; "
-            f"{budgets})."
+            f"{budget_text})."
         )
+    lines += _divergence_lines(runs)
     lines += ["", "## Figures", ""]
     for name in figures:  # PNGs shown inline, PDFs linked
         stem, _, extension = name.rpartition(".")
         image = "!" if extension == "png" else ""
         lines.append(f"{image}[{stem} ({extension})](figures/{name})")
     return "\n".join(lines) + "\n"
+
+
+def _aggregate_lines(board: pd.DataFrame, runs: pd.DataFrame | None) -> list[str]:
+    """The aggregate table, over the baselines run on the same datasets at the same budget,
+    and a note per baseline left out, saying why."""
+    rows = board[board["dataset"] == AGGREGATE].drop(columns="dataset")
+    if runs is None:
+        return _table(rows)
+    chosen, ran = aggregated_budget(runs), budgets(runs)
+    lines = [
+        f"Over {chosen}: the baselines run on these datasets at this budget. The aggregate "
+        "IQM, the performance profile and P(improvement) compare only such baselines.",
+        "",
+        *_table(rows),
+    ]
+    left_out = [algo for algo in algo_order(runs) if ran[algo] != chosen]
+    if left_out:
+        lines += ["", "Not aggregated (their rows per dataset are above):"]
+        lines += [f"- `{algo}`: ran {ran[algo]}." for algo in left_out]
+    return lines
+
+
+def _divergence_lines(runs: pd.DataFrame | None) -> list[str]:
+    """Which runs diverged, first and worst, per baseline and dataset."""
+    if runs is None or "diverged" not in runs or not runs["diverged"].any():
+        return []
+    lines = [
+        "",
+        "## Divergence",
+        "",
+        "A run is `diverged` when its critic's Q estimate leaves the range of values the task "
+        'allows or its critic loss exceeds what that range allows (docs/sources.md, "Value '
+        'bounds": rewards in [0, 2] an agent step, discount 0.99: [0, 200], plus the logged '
+        "entropy bonus for a soft critic). Its score stands; its Q is left out of the Q-gap means.",
+        "",
+        "| baseline | dataset | diverged | first out of range | worst |",
+        "|---|---|---|---|---|",
+    ]
+    for (algo, dataset), mine in runs.groupby(["algo", "dataset"], sort=False):
+        out = mine[mine["diverged"].astype(bool)]
+        if out.empty:
+            continue
+        worst = out.loc[out["divergence_ratio"].idxmax()]
+        lines.append(
+            f"| {algo} | {dataset} | {len(out)}/{len(mine)} | update "
+            f"{int(out['diverged_at'].min()):,} | {worst['divergence']} (seed {worst['seed']}) |"
+        )
+    return lines
 
 
 def _override_lines(meta: list[dict]) -> list[str]:
@@ -230,15 +353,21 @@ def _protocol_lines(profile: profiles.Profile, meta: list[dict]) -> list[str]:
         "environment.",
         "- Normalised score: 100 x (return - ref_min) / (ref_max - ref_min) (Minari's "
         f"`get_normalized_score`); references: {'; '.join(references) or 'unknown'}.",
-        "- Final = last evaluation; best = best evaluation of a run. mean ± std over seeds "
-        f"(population std); IQM with a 95% stratified bootstrap interval (rliable, "
-        f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}).",
+        "- Final = last evaluation; best = best evaluation of a run. Every statistic is over "
+        "runs (seeds): mean ± sample std over seeds (ddof 1) with a 95% Student-t interval on "
+        "the mean; IQM with a 95% stratified bootstrap interval over seeds (rliable, "
+        f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}), marked `range` where it is "
+        "exactly the lowest and highest seed (3 runs or fewer on one dataset). In the "
+        "aggregate, each seed's mean over the datasets is one run. `leaderboard.csv` also has "
+        "the raw final return and V-D4RL's scale (return / 10).",
         f"- Code: commit(s) {', '.join(commits)}; per-run metadata in `runs/<profile>/...`.",
         _precision_line(meta),
         "- Final Q - return: the critic's estimate Q(s0, pi(s0)) at the start of each final "
         "evaluation episode minus the discounted return (0.99) the episode then obtained, mean "
-        "over runs; positive = overestimation, negative = conservatism (SAC-family estimates "
-        "are soft Q values: they include the entropy bonus).",
+        "over the runs whose critic stayed in the task's value range; positive = the estimate "
+        "above the return, negative = below (SAC-family estimates are soft Q values: they "
+        "include the entropy bonus). Runs whose critic left that range are counted as "
+        '`diverged (k/n)` instead (see "Divergence").',
     ]
     if profile.episode_time_limit_s < FULL_EPISODE_S:
         lines.append(
@@ -270,21 +399,40 @@ def _precision_line(meta: list[dict]) -> str:
 def _table(frame: pd.DataFrame) -> list[str]:
     has_dataset = "dataset" in frame.columns
     header = ["baseline", "obs", *(["dataset"] if has_dataset else []), "runs", "updates"]
-    header += ["final (mean ± std)", "final IQM [95% CI]", "best (mean ± std)", "best IQM [95% CI]"]
+    for column in ("final", "best"):
+        header += [f"{column} mean ± std [95% t-CI]", f"{column} IQM [95% bootstrap CI]"]
     header += ["final Q - return"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in frame.to_dict("records"):
         cells = [row["algo"], row["obs"], *([row["dataset"]] if has_dataset else [])]
         cells += [str(row["runs"]), str(row.get("updates", "-"))]
         for column in ("final", "best"):
-            interval = Interval(
-                row[f"{column}_iqm"], row[f"{column}_iqm_low"], row[f"{column}_iqm_high"]
-            )
-            cells += [f"{row[f'{column}_mean']:.1f} ± {row[f'{column}_std']:.1f}", str(interval)]
-        gap = row.get("final_q_gap", np.nan)
-        cells.append("-" if pd.isna(gap) else f"{gap:+.1f}")
+            cells += [_mean_cell(row, column), str(_iqm(row, column))]
+        cells.append(_q_gap_cell(row))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _mean_cell(row: dict, column: str) -> str:
+    """``mean ± sample std [t interval]``; one run has neither."""
+    if pd.isna(row[f"{column}_std"]):
+        return f"{row[f'{column}_mean']:.1f} (one run)"
+    t = Interval(row[f"{column}_mean"], row[f"{column}_t_low"], row[f"{column}_t_high"], "t")
+    return f"{t.point:.1f} ± {row[f'{column}_std']:.1f} [{t.low:.1f}, {t.high:.1f}]"
+
+
+def _iqm(row: dict, column: str) -> Interval:
+    kind = row.get(f"{column}_iqm_interval", "bootstrap")
+    return Interval(row[f"{column}_iqm"], row[f"{column}_iqm_low"], row[f"{column}_iqm_high"], kind)
+
+
+def _q_gap_cell(row: dict) -> str:
+    """The mean final Q - return over the runs in range; diverged runs are counted instead."""
+    gap, diverged = row.get("final_q_gap", np.nan), row.get("diverged_runs", 0)
+    parts = [] if pd.isna(gap) else [f"{gap:+.1f}"]
+    if diverged:
+        parts.append(f"diverged ({diverged}/{row.get('diverged_of', row['runs'])})")
+    return "; ".join(parts) or "-"
 
 
 def choose_profile(table: pd.DataFrame, requested: str | None) -> str:
@@ -319,12 +467,13 @@ def write_report(
     table = selection.evals
     name = choose_profile(table, profile_name)
     table = table[table["profile"] == name]
-    runs = per_run_scores(table)
+    metrics = sort_metrics(selection.table("metrics.csv", METRICS_KEY_DTYPES, profile=name))
+    meta = [selection.meta[f] for f in selection.folders_of(name) if f in selection.meta]
+    runs = with_divergence(per_run_scores(table), table, metrics, meta)
     board = leaderboard(runs)
     pair = improvement_pair(runs)
     pi = improvement(runs, pair)
     out = Path(out)
-    metrics = sort_metrics(selection.table("metrics.csv", METRICS_KEY_DTYPES, profile=name))
     origins = external.origins(selection, name, submissions or {})
     shown = external.display_names(origins)  # "tiny-bc (external)" in tables and figures
     figures = plots.all_figures(
@@ -333,11 +482,13 @@ def write_report(
     )  # fmt: skip
     board.insert(1, "origin", board["algo"].map(lambda a: origins[a].label))
     atomic_write_text(out / "leaderboard.csv", board.to_csv(index=False))
-    meta = [selection.meta[f] for f in selection.folders_of(name) if f in selection.meta]
     gaps = gap.gap_table(runs)
     figures += gap.figure(gaps, out / "figures")
     atomic_write_text(out / "pixel_state_gap.csv", gaps.to_csv(index=False))
-    text = markdown(external.relabel(board, shown), profiles.get(name), meta, pi, figures, pair)
+    text = markdown(
+        external.relabel(board, shown), profiles.get(name), meta, pi, figures, pair,
+        external.relabel(runs, shown),
+    )  # fmt: skip
     text += external.provenance_section(origins)  # only when some rows are external
     text += "\n".join(gap.markdown(gaps)) + "\n"
     text += report_section(selection, name, table, out)  # only when runs have variants.csv
@@ -346,11 +497,15 @@ def write_report(
 
 
 def existing_folders(paths: Sequence[str]) -> list[Path]:
-    """The results folders, each checked to exist (a typo would otherwise merge nothing)."""
+    """The results folders, each checked to exist (a typo would otherwise merge nothing); a
+    folder holding export archives stands for them, unpacked
+    (:func:`benchmark.report.export_results.results_roots`)."""
+    from benchmark.report.export_results import results_roots
+
     missing = [path for path in paths if not Path(path).is_dir()]
     if missing:
         raise ValueError(f"no such results folder: {', '.join(missing)}")
-    return [Path(path) for path in paths]
+    return [root for path in paths for root in results_roots(path)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ performance profile. Plotting only: statistics come from :mod:`benchmark.report.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -257,11 +258,14 @@ def all_figures(
     runs: pd.DataFrame,
     out_dir: Path,
     metrics: pd.DataFrame | None = None,
+    aggregated: Sequence[str] | None = None,
 ) -> list[str]:
     """Every figure of a report; ``runs`` is :func:`benchmark.report.leaderboard.per_run_scores` of ``table``,
-    ``metrics`` the cells' training-metrics tables (figures without data are skipped)."""
+    ``metrics`` the cells' training-metrics tables (figures without data are skipped). The
+    aggregate IQM and the performance profile show only ``aggregated``, the baselines run on
+    the same datasets at the same budget (default: :func:`benchmark.report.stats.aggregated_algos`)."""
     from benchmark.report.leaderboard import algo_order
-    from benchmark.report.stats import algo_datasets, score_matrix
+    from benchmark.report.stats import aggregated_algos, algo_datasets, score_matrix
     from benchmark.report.stats import iqm_intervals as iqm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +274,7 @@ def all_figures(
     finals = {
         algo: score_matrix(runs, algo, "final", algo_datasets(runs, algo))
         for algo in algo_order(runs)
+        if algo in (aggregated if aggregated is not None else aggregated_algos(runs))
     }
     intervals = {k: (v.point, v.low, v.high) for k, v in iqm(finals).items()}
     names += iqm_intervals(intervals, out_dir)
