@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -371,3 +374,35 @@ def test_a_folder_without_results_is_named(tmp_path: Path, capsys: pytest.Captur
     assert report.main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert f"{tmp_path} holds no results: no runs/ folder" in error and "*.tar.gz" in error
+
+
+def test_pixel_state_gap_at_matched_updates_from_real_runs(tmp_path: Path) -> None:
+    """A real smoke run of pixel BC (4 updates) against a real state BC run of 6 updates, each
+    evaluated every 2: the gap sets the pixel runs' final update (4) against the state runs'
+    evaluation at update 4, not at their end (6)."""
+    pixels, states = tmp_path / "pixels", tmp_path / "states"
+    common = [sys.executable, "-m", "benchmark.run", "--profile", "smoke", "--workers", "1"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    for folder, algo, extra in (
+        (pixels, "bc-pixels", []),
+        (states, "bc-state", ["--set", "updates=6"]),
+    ):
+        command = [*common, "--algos", algo, "--seeds", "1", "--results", str(folder), *extra]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "benchmark.report", "--results", str(pixels),
+               "--state-reference", str(states), "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    gaps = pd.read_csv(out / "pixel_state_gap_matched.csv")
+    (row,) = gaps.to_dict("records")
+    assert (row["family"], row["updates"], row["pixel_runs"], row["state_runs"]) == ("bc", 4, 1, 1)
+    state_evals = pd.concat(pd.read_csv(p) for p in states.glob("runs/*/bc-state/*/*/evals.csv"))
+    at_four = state_evals[state_evals["update"] == 4]["normalized_score"].mean()
+    assert row["state_final"] == pytest.approx(at_four)
+    assert at_four != pytest.approx(
+        state_evals[state_evals["update"] == 6]["normalized_score"].mean()
+    )
+    assert "## Pixel-state gap at matched updates" in (out / "leaderboard.md").read_text()
+    assert (out / "figures" / "pixel_state_gap_matched.png").stat().st_size > 5_000

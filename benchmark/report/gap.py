@@ -108,8 +108,9 @@ def markdown(gaps: pd.DataFrame) -> list[str]:
     return lines
 
 
-def figure(gaps: pd.DataFrame, out_dir: Path) -> list[str]:
-    """``pixel_state_gap``: the gap per family (rows) and dataset (points), with intervals."""
+def figure(gaps: pd.DataFrame, out_dir: Path, name: str = "pixel_state_gap") -> list[str]:
+    """``name`` (``pixel_state_gap``): the gap per family (rows) and dataset (points), with
+    intervals."""
     if gaps.empty:
         return []
     import matplotlib.pyplot as plt
@@ -131,4 +132,79 @@ def figure(gaps: pd.DataFrame, out_dir: Path) -> list[str]:
     axis.set_title("Pixel-state gap (95% bootstrap intervals)")
     axis.legend(fontsize="small", loc="best")
     figure.tight_layout()
-    return save(figure, out_dir, "pixel_state_gap")
+    return save(figure, out_dir, name)
+
+
+# -- at matched updates: a pixel run's budget against the state runs' curves at that update ------
+def scores_at(evals: pd.DataFrame, algo: str, update: int) -> pd.Series:
+    """dataset -> the normalised scores of ``algo``'s runs (one per seed) at evaluation ``update``."""
+    rows = evals[(evals["algo"] == algo) & (evals["update"] == update)]
+    return rows.groupby("dataset")["normalized_score"].apply(np.asarray)
+
+
+def matched_gap_table(pixel_evals: pd.DataFrame, state_evals: pd.DataFrame) -> pd.DataFrame:
+    """The gap of :func:`gap_table` with both sides at the pixel runs' update count: each pixel
+    run's final evaluation against the state runs' evaluations at that same update (a state
+    grid evaluated every 5,000 updates has one at a pixel budget of 10,000), so a pixel budget
+    is not set against 10x its updates. Rows as :func:`gap_table`'s, with ``updates``; a family
+    whose state runs have no evaluation at that update is left out."""
+    rng = np.random.default_rng(GAP_SEED)
+    rows = []
+    for family, (pixel_algo, state_algo) in family_pairs().items():
+        pixel = pixel_evals[pixel_evals["algo"] == pixel_algo]
+        if pixel.empty:
+            continue
+        final_update = int(pixel.groupby(["dataset", "seed"])["update"].max().min())
+        finals = {
+            pixel_algo: scores_at(pixel, pixel_algo, final_update),
+            state_algo: scores_at(state_evals, state_algo, final_update),
+        }
+        shared = dataset_order(set(finals[pixel_algo].index) & set(finals[state_algo].index))
+        for dataset in [*shared, AGGREGATE] if len(shared) > 1 else shared:
+            tasks = shared if dataset == AGGREGATE else [dataset]
+            pixel_scores = [finals[pixel_algo][t] for t in tasks]
+            state_scores = [finals[state_algo][t] for t in tasks]
+            point, low, high = _bootstrap_gap(pixel_scores, state_scores, rng)
+            rows.append(
+                {
+                    "family": family,
+                    "dataset": dataset,
+                    "updates": final_update,
+                    "pixel_algo": pixel_algo,
+                    "state_algo": state_algo,
+                    "pixel_final": float(np.mean([p.mean() for p in pixel_scores])),
+                    "state_final": float(np.mean([s.mean() for s in state_scores])),
+                    "pixel_runs": int(sum(len(p) for p in pixel_scores)),
+                    "state_runs": int(sum(len(s) for s in state_scores)),
+                    "gap": point,
+                    "gap_low": low,
+                    "gap_high": high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def matched_markdown(gaps: pd.DataFrame, state_folders: list[str]) -> list[str]:
+    """The report's section for :func:`matched_gap_table` (empty when no family matched)."""
+    if gaps.empty:
+        return []
+    lines = [
+        "",
+        "## Pixel-state gap at matched updates",
+        "",
+        f"Each pixel run's final score against the state runs ({', '.join(state_folders)}) at "
+        "the same update count, not at the state runs' own end: state score minus pixel score "
+        f"(mean over seeds; 95% bootstrap interval over each side's seeds, {GAP_REPS} "
+        f"resamples, seed {GAP_SEED}).",
+        "",
+        "| family | dataset | updates | pixels (runs) | state (runs) | gap [95% CI] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in gaps.to_dict("records"):
+        lines.append(
+            f"| {row['family']} | {row['dataset']} | {row['updates']:,} | {row['pixel_algo']} "
+            f"{row['pixel_final']:.1f} ({row['pixel_runs']}) | {row['state_algo']} "
+            f"{row['state_final']:.1f} ({row['state_runs']}) | "
+            f"{row['gap']:+.1f} [{row['gap_low']:+.1f}, {row['gap_high']:+.1f}] |"
+        )
+    return lines

@@ -496,6 +496,30 @@ def write_report(
     return out / "leaderboard.md"
 
 
+def write_matched_gap(
+    selection: Selection, state_folders: list[str], out: Path, profile_name: str | None
+) -> None:
+    """Append the pixel-state gap at matched updates to the report in ``out``, and write its
+    table (``pixel_state_gap_matched.csv``) and figure (``pixel_state_gap_matched``)."""
+    name = choose_profile(selection.evals, profile_name)
+    pixel_evals = selection.evals[selection.evals["profile"] == name]
+    state_evals = select_cells(existing_folders(state_folders)).evals
+    gaps = gap.matched_gap_table(pixel_evals, state_evals)
+    if gaps.empty:
+        raise ValueError(
+            f"--state-reference {' '.join(state_folders)}: no state baseline of a pixel "
+            "baseline's family was evaluated at the pixel runs' update count"
+        )
+    atomic_write_text(out / "pixel_state_gap_matched.csv", gaps.to_csv(index=False))
+    figures = gap.figure(gaps, out / "figures", name="pixel_state_gap_matched")
+    section = gap.matched_markdown(gaps, state_folders)
+    section += [
+        f"![pixel-state gap at matched updates](figures/{f})" for f in figures if f.endswith(".png")
+    ]
+    text = (out / "leaderboard.md").read_text() + "\n".join(section) + "\n"
+    atomic_write_text(out / "leaderboard.md", text)
+
+
 def existing_folders(paths: Sequence[str]) -> list[Path]:
     """The results folders, each checked to exist (a typo would otherwise merge nothing); a
     folder holding export archives stands for them, unpacked
@@ -532,11 +556,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only cells that finished (a 'done' marker): leaves out cells still training or "
         "stopped by a time budget, whose last evaluation is not their final one",
     )
+    parser.add_argument(
+        "--state-reference",
+        nargs="+",
+        default=[],
+        help="state results (e.g. results/reference-state) to set against the pixel runs at "
+        "the pixel runs' update count: the section 'Pixel-state gap at matched updates' and "
+        "pixel_state_gap_matched.csv",
+    )
     args = parser.parse_args(argv)
     out = args.out or str(Path(args.results[0]) / "report")
     try:
         selection, submissions = _with_submissions(args)
         path = write_report(selection, out, args.profile, submissions)
+        if args.state_reference:
+            write_matched_gap(selection, args.state_reference, Path(out), args.profile)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
