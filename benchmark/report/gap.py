@@ -63,23 +63,31 @@ def gap_table(runs: pd.DataFrame) -> pd.DataFrame:
             tasks = shared if dataset == AGGREGATE else [dataset]
             pixel = [finals[pixel_algo][t] for t in tasks]
             state = [finals[state_algo][t] for t in tasks]
-            point, low, high = _bootstrap_gap(pixel, state, rng)
-            rows.append(
-                {
-                    "family": family,
-                    "dataset": dataset,
-                    "pixel_algo": pixel_algo,
-                    "state_algo": state_algo,
-                    "pixel_final": float(np.mean([p.mean() for p in pixel])),
-                    "state_final": float(np.mean([s.mean() for s in state])),
-                    "pixel_runs": int(sum(len(p) for p in pixel)),
-                    "state_runs": int(sum(len(s) for s in state)),
-                    "gap": point,
-                    "gap_low": low,
-                    "gap_high": high,
-                }
-            )
+            head = {"family": family, "dataset": dataset}
+            rows.append(head | _gap_row(pixel_algo, state_algo, pixel, state, rng))
     return pd.DataFrame(rows)
+
+
+def _gap_row(
+    pixel_algo: str,
+    state_algo: str,
+    pixel: list[np.ndarray],
+    state: list[np.ndarray],
+    rng: np.random.Generator,
+) -> dict:
+    """One row's baselines, mean scores, run counts and gap with its bootstrap interval."""
+    point, low, high = _bootstrap_gap(pixel, state, rng)
+    return {
+        "pixel_algo": pixel_algo,
+        "state_algo": state_algo,
+        "pixel_final": float(np.mean([p.mean() for p in pixel])),
+        "state_final": float(np.mean([s.mean() for s in state])),
+        "pixel_runs": int(sum(len(p) for p in pixel)),
+        "state_runs": int(sum(len(s) for s in state)),
+        "gap": point,
+        "gap_low": low,
+        "gap_high": high,
+    }
 
 
 def markdown(gaps: pd.DataFrame) -> list[str]:
@@ -164,23 +172,8 @@ def matched_gap_table(pixel_evals: pd.DataFrame, state_evals: pd.DataFrame) -> p
             tasks = shared if dataset == AGGREGATE else [dataset]
             pixel_scores = [finals[pixel_algo][t] for t in tasks]
             state_scores = [finals[state_algo][t] for t in tasks]
-            point, low, high = _bootstrap_gap(pixel_scores, state_scores, rng)
-            rows.append(
-                {
-                    "family": family,
-                    "dataset": dataset,
-                    "updates": final_update,
-                    "pixel_algo": pixel_algo,
-                    "state_algo": state_algo,
-                    "pixel_final": float(np.mean([p.mean() for p in pixel_scores])),
-                    "state_final": float(np.mean([s.mean() for s in state_scores])),
-                    "pixel_runs": int(sum(len(p) for p in pixel_scores)),
-                    "state_runs": int(sum(len(s) for s in state_scores)),
-                    "gap": point,
-                    "gap_low": low,
-                    "gap_high": high,
-                }
-            )
+            head = {"family": family, "dataset": dataset, "updates": final_update}
+            rows.append(head | _gap_row(pixel_algo, state_algo, pixel_scores, state_scores, rng))
     return pd.DataFrame(rows)
 
 
