@@ -26,11 +26,10 @@ import torch
 
 from baselines.common.checkpoint import Checkpointable
 from baselines.common.members import as_batch, check_members, first, member_mse
-from baselines.common.observation import make_augment, make_trunk, obs_kind
+from baselines.common.observation import make_augment, make_trunk
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import Count, NonNegativeInt, Positive
+from baselines.contract import Count, NonNegativeInt, Positive, TransitionBatch, obs_kind_of
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class BCStateConfig(BCConfig):
 
 
 class BCAgent(Checkpointable):
-    """BC from pixels or states; the Agent protocol of ``baselines.common.training``."""
+    """BC from pixels or states; the Agent protocol of ``benchmark.harness.training``."""
 
     def __init__(
         self,
@@ -91,7 +90,7 @@ class BCAgent(Checkpointable):
             action_dim,
             config.log_std_min,
             config.log_std_max,
-            pixels=obs_kind(obs_shape) == "pixels",
+            pixels=obs_kind_of(obs_shape) == "pixels",
             members=members,
         ).to(self.device)
         self.params = [*self.conv.parameters(), *self.actor.parameters()]

@@ -35,9 +35,8 @@ from torch.func import functional_call
 
 from baselines.common.members import member_mean
 from baselines.common.optim import adam
+from baselines.contract import Choice, Count, NonNegative, Positive, TransitionBatch
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import Choice, Count, NonNegative, Positive
 
 SAMPLED, TANH_MEAN = "sampled", "tanh_mean"
 POLICY_ACTIONS = (SAMPLED, TANH_MEAN)

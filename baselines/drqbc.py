@@ -36,17 +36,18 @@ from torch import nn
 
 from baselines.common.checkpoint import Checkpointable
 from baselines.common.members import as_batch, check_members, first, member_mean, member_mse
-from baselines.common.observation import make_augment, make_encoder, obs_kind
+from baselines.common.observation import make_augment, make_encoder
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, head_projection, mlp, soft_update
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import (
+from baselines.contract import (
     Count,
     Discount,
     Fraction,
     NonNegative,
     NonNegativeInt,
     Positive,
+    TransitionBatch,
+    obs_kind_of,
 )
 
 
@@ -124,7 +125,7 @@ class DeterministicActor(nn.Module):
 
 class DrQBCAgent(Checkpointable):
     """DrQ-v2 + TD3+BC from pixels, or TD3+BC on states; the Agent protocol of
-    ``baselines.common.training``."""
+    ``benchmark.harness.training``."""
 
     def __init__(
         self,
@@ -137,7 +138,7 @@ class DrQBCAgent(Checkpointable):
         check_members(members, obs_shape)
         cfg = config
         self.config, self.device, self.members = config, torch.device(device), members
-        pixels = obs_kind(obs_shape) == "pixels"
+        pixels = obs_kind_of(obs_shape) == "pixels"
         self.augment = make_augment(obs_shape, cfg.aug_pad)
         self.encoder = make_encoder(
             obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters, members

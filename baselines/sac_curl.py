@@ -62,11 +62,19 @@ from baselines.common.members import (
     member_scalar,
     per_member,
 )
-from baselines.common.observation import make_augment, make_encoder, obs_kind
+from baselines.common.observation import make_augment, make_encoder
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import Beta, Count, Discount, Fraction, NonNegativeInt, Positive
+from baselines.contract import (
+    Beta,
+    Count,
+    Discount,
+    Fraction,
+    NonNegativeInt,
+    Positive,
+    TransitionBatch,
+    obs_kind_of,
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ class SACStateConfig(SACCURLConfig):
 
 class SACCURLAgent(Checkpointable):
     """SAC with a CURL-trained pixel encoder, or SAC on states; the Agent protocol of
-    ``baselines.common.training``."""
+    ``benchmark.harness.training``."""
 
     def __init__(
         self,
@@ -143,7 +151,7 @@ class SACCURLAgent(Checkpointable):
         self.device = torch.device(device)
         cfg = config
         # CURL (its loss, its W, the positive crop) exists on pixels only.
-        self.curl = obs_kind(obs_shape) == "pixels"
+        self.curl = obs_kind_of(obs_shape) == "pixels"
         self.augment = make_augment(obs_shape, cfg.aug_pad)
         self.encoder = make_encoder(
             obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters, members

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmark.harness import precision, profiles, ranges, registry
+from baselines import contract
+from benchmark.harness import precision, profiles, registry
 from benchmark.harness.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.harness.precision import PrecisionChoice
 from benchmark.harness.profiles import Profile
@@ -237,11 +238,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def check_ranges(
     profile: Profile, specs: Sequence[registry.BaselineSpec], overrides: Overrides
 ) -> None:
-    """Every value within its declared range (``benchmark.harness.ranges``), before any cell starts;
-    raises :class:`~benchmark.harness.ranges.RangeError` naming the field, the value and the range."""
-    ranges.check(profile, f"profile {profile.name!r}")
+    """Every value within its declared range (``baselines.contract``), before any cell starts;
+    raises :class:`~baselines.contract.RangeError` naming the field, the value and the range."""
+    contract.check(profile, f"profile {profile.name!r}")
     for spec in specs:
-        ranges.check(overrides.config_for(spec, profile), f"{spec.name}'s config")
+        contract.check(overrides.config_for(spec, profile), f"{spec.name}'s config")
 
 
 # -- datasets ------------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import torch
 
-from baselines.common.training import seed_everything
 from benchmark.data.sampler import TransitionBatch
 from benchmark.harness import registry
+from benchmark.harness.training import seed_everything
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

@@ -34,10 +34,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from baselines.common.training import seed_everything
 from benchmark.data.sampler import TransitionBatch
 from benchmark.harness import registry
 from benchmark.harness.precision import BF16, supports_autocast, with_precision
+from benchmark.harness.training import seed_everything
 from benchmarks.corl_reference import ReferenceBC, ReferenceCQL, ReferenceSAC, ReferenceTD3BC
 from benchmarks.curl_reference import ReferenceSACCURL
 

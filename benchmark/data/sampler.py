@@ -14,44 +14,16 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from baselines.contract import TransitionBatch
 from benchmark.data.replay_store import ChunkStore
 
 FRAME_STACK = 3  # V-D4RL and CURL: 3 frames at load time
-
-
-@dataclass(frozen=True)
-class TransitionBatch:
-    """A batch of frame-stacked transitions (the one batch type every baseline consumes).
-
-    obs, next_obs: uint8 (B, 3 * stack, H, W), channels first, oldest frame first.
-    action: float32 (B, action_dim). reward: float32 (B, 1).
-    not_done: float32 (B, 1), 0 only where the episode *terminated* (time-limit truncation keeps
-    bootstrapping, as it should).
-    """
-
-    obs: torch.Tensor
-    action: torch.Tensor
-    reward: torch.Tensor
-    next_obs: torch.Tensor
-    not_done: torch.Tensor
-
-    def to(self, device: torch.device | str) -> TransitionBatch:
-        return TransitionBatch(
-            *(
-                t.to(device, non_blocking=True)
-                for t in (self.obs, self.action, self.reward, self.next_obs, self.not_done)
-            )
-        )
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
 
 
 class FrameReplay:

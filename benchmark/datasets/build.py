@@ -49,7 +49,13 @@ from benchmark.datasets.collect import (
     episode_seeds,
     init_worker,
 )
-from benchmark.datasets.recipes import REPO_ROOT, Recipe, get_recipe, write_digests
+from benchmark.datasets.recipes import (
+    REPO_ROOT,
+    Recipe,
+    get_recipe,
+    state_dataset_id,
+    write_digests,
+)
 from benchmark.datasets.store import (
     METADATA_KEY,
     STAGING_DIR,
@@ -99,16 +105,6 @@ class BuildPlan:
 
 
 OBSERVATIONS = ("pixels", "state")
-
-
-def state_dataset_id(dataset_id: str) -> str:
-    """Where the state-only build of a dataset lives: its namespace plus ``-state``, e.g.
-    ``vorb/walker-walk/expert-v0`` -> ``vorb-state/walker-walk/expert-v0`` (already a state id:
-    unchanged). The state track trains on these when the pixel dataset is not built."""
-    namespace, _, rest = dataset_id.partition("/")
-    if namespace.endswith("-state"):
-        return dataset_id
-    return f"{namespace}-state/{rest}"
 
 
 def variant_id(dataset_id: str, transitions: int | None, time_limit_s: float | None) -> str:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from baselines.contract import Count, Positive, check
 from benchmark.atomic import atomic_write, atomic_write_text
 from benchmark.data.envs import STATE_ENV_ID
 from benchmark.datasets.policies import (
@@ -45,7 +46,6 @@ from benchmark.datasets.policies import (
     random_policy_action,
     save_checkpoint,
 )
-from benchmark.harness.ranges import Count, Positive, check
 
 if TYPE_CHECKING:  # baselines import torch: only when training
     from baselines.sac_curl import SACStateConfig
@@ -231,8 +231,8 @@ class BehaviourTrainer:
     ) -> None:
         import torch
 
-        from baselines.common.training import make_trainer
         from benchmark.harness import registry
+        from benchmark.harness.training import make_trainer
 
         check(sac, "train-behaviour: the SAC config")
         check(plan, "train-behaviour")

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from benchmark.atomic import atomic_write
 from benchmark.harness import registry
+from benchmark.harness.cost import available_cores, default_workers, threads_per_worker  # noqa: F401
 from benchmark.harness.diagnostics import MetricsAccumulator, first_non_finite
 from benchmark.harness.overrides import Overrides
 from benchmark.harness.plugins import provenance
@@ -323,10 +324,10 @@ def _build_run(task: CellTask, paths: CellPaths) -> tuple[CellRun, dict[str, Any
     import minari
     import torch
 
-    from baselines.common.training import make_trainer
     from benchmark.data.sampler import FrameReplay
     from benchmark.data.state_replay import StateNormalizer, StateReplay
     from benchmark.harness.evaluation import Protocol, reference_scores
+    from benchmark.harness.training import make_trainer
 
     cell = task.cell
     profile = task.overrides.profile_named(cell.profile)
@@ -520,8 +521,8 @@ def _record_metrics(run: CellRun) -> None:
 
 def evaluate_cell(run: CellRun, eval_env: Any, seconds: float) -> None:
     """Evaluate without disturbing training: global RNGs are restored afterwards."""
-    from baselines.common.training import rng_state, set_rng_state
     from benchmark.harness.evaluation import evaluate
+    from benchmark.harness.training import rng_state, set_rng_state
 
     _record_metrics(run)
     saved = rng_state()
@@ -679,18 +680,6 @@ def _outcomes_of(result: Callable[[], list[CellOutcome]], unit: Unit) -> list[Ce
 
 def _tasks_of(unit: Unit) -> list[CellTask]:
     return [unit] if isinstance(unit, CellTask) else list(unit.tasks)
-
-
-def default_workers(cells: int) -> int:
-    return max(1, min(cells, available_cores()))
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, available_cores() // workers)
 
 
 def root_path(root: str | Path) -> str:

@@ -233,10 +233,10 @@ def _build_group(group: GroupTask, tasks: list[Any]) -> tuple[list[Any], Any, li
     import minari
     import torch
 
-    from baselines.common.training import OfflineTrainer, seed_everything
     from benchmark.data.sampler import FrameReplay
     from benchmark.data.state_replay import StateReplay, member_replay
     from benchmark.harness.evaluation import Protocol, reference_scores
+    from benchmark.harness.training import OfflineTrainer, seed_everything
 
     first = tasks[0]
     spec = registry.get(first.cell.algo)

@@ -21,8 +21,13 @@ from benchmark.atomic import atomic_write_text
 from benchmark.harness import profiles
 from benchmark.harness.profiles import FULL_EPISODE_S
 from benchmark.harness.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
-from benchmark.harness.variant_eval import report_section
 from benchmark.report import gap
+from benchmark.report.select import (  # noqa: F401  (re-exported)
+    PROFILE_ORDER,
+    algo_order,
+    choose_profile,
+    existing_folders,
+)
 from benchmark.report.stats import (  # noqa: F401  (re-exported: the report's statistics live there)
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -35,16 +40,11 @@ from benchmark.report.stats import (  # noqa: F401  (re-exported: the report's s
     score_matrix,
     seeded_bootstrap,
 )
+from benchmark.report.variants import report_section
 
 AGGREGATE = "aggregate"
 IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
 STATE_IMPROVEMENT_PAIR = ("cql-state", "sac-state-offline")  # the same question on states
-PROFILE_ORDER = (
-    "full",
-    "state",
-    "demo",
-    "smoke",
-)  # the report defaults to the largest scale present
 EXIT_SKIPPED = 1  # the report was written, but some cells' files could not be read
 EXIT_USAGE = 2  # nothing written: bad arguments, no results, or conflicting copies of a cell
 
@@ -101,15 +101,6 @@ def _leaderboard_row(runs: pd.DataFrame, algo: str, dataset: str, tasks: list[st
             f"{column}_iqm_high": interval.high,
         }
     return row
-
-
-def algo_order(runs: pd.DataFrame) -> list[str]:
-    """Registry order (the order of the original figure's legend), unknown names last."""
-    from benchmark.harness import registry
-
-    present = set(runs["algo"])
-    known = [name for name in registry.names() if name in present]
-    return known + sorted(present - set(known))
 
 
 def improvement_pair(runs: pd.DataFrame) -> tuple[str, str]:
@@ -287,20 +278,6 @@ def _table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def choose_profile(table: pd.DataFrame, requested: str | None) -> str:
-    present = set(table["profile"])
-    if requested is not None:
-        if requested not in present:
-            raise ValueError(
-                f"no results of profile {requested!r}; present: {sorted(present) or 'none'}"
-            )
-        return requested
-    for name in PROFILE_ORDER:
-        if name in present:
-            return name
-    raise ValueError("no results found (run python -m benchmark.run first)")
-
-
 def write_report(
     results: str | Path | Sequence[str | Path] | Selection,
     out: str | Path,
@@ -343,14 +320,6 @@ def write_report(
     text += report_section(selection, name, table, out)  # only when runs have variants.csv
     atomic_write_text(out / "leaderboard.md", text)
     return out / "leaderboard.md"
-
-
-def existing_folders(paths: Sequence[str]) -> list[Path]:
-    """The results folders, each checked to exist (a typo would otherwise merge nothing)."""
-    missing = [path for path in paths if not Path(path).is_dir()]
-    if missing:
-        raise ValueError(f"no such results folder: {', '.join(missing)}")
-    return [Path(path) for path in paths]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
