@@ -33,7 +33,6 @@ from typing import Annotated, Any
 import torch
 from torch.func import functional_call
 
-from baselines.common.members import member_mean
 from baselines.common.optim import adam
 from baselines.contract import Choice, Count, NonNegative, Positive, TransitionBatch
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
@@ -114,16 +113,13 @@ class CQLCURLAgent(SACCURLAgent):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
-        members: int | None = None,
     ) -> None:
         if config.policy_actions not in POLICY_ACTIONS:
             raise ValueError(
                 f"policy_actions must be one of {', '.join(POLICY_ACTIONS)}, "
                 f"got {config.policy_actions!r}"
             )
-        if members is not None and config.with_lagrange:
-            raise ValueError("with_lagrange has one alpha' for all members: not vectorised")
-        super().__init__(config, obs_shape, action_dim, device, members)
+        super().__init__(config, obs_shape, action_dim, device)
         self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
         self.alpha_prime_opt = adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
 
@@ -138,10 +134,10 @@ class CQLCURLAgent(SACCURLAgent):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config
         actions, log_density = self.cql_actions(h, z, next_policy)
-        sampled_q1, sampled_q2 = self.critic(z.unsqueeze(-2), actions)  # (..., B, 3n, 1) each
-        temperature, members = cfg.cql_temperature, self.members
-        gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, temperature, members)
-        gap2 = cfg.min_q_weight * cql_gap(sampled_q2, log_density, q2, temperature, members)
+        sampled_q1, sampled_q2 = self.critic(z.unsqueeze(-2), actions)  # (B, 3n, 1) each
+        temperature = cfg.cql_temperature
+        gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, temperature)
+        gap2 = cfg.min_q_weight * cql_gap(sampled_q2, log_density, q2, temperature)
         metrics = {"cql_gap1": gap1, "cql_gap2": gap2}
         if not cfg.with_lagrange:
             return gap1 + gap2, metrics
@@ -170,7 +166,7 @@ class CQLCURLAgent(SACCURLAgent):
             frozen = {k: v.detach() for k, v in self.actor.named_parameters()}
             policy = functional_call(self.actor, frozen, (h if tanh_mean else h.detach(),))
         with torch.no_grad():
-            shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A); members: (M, B, n, A)
+            shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A)
             uniform = torch.empty(shape, device=z.device).uniform_(-1, 1)
             at_s, log_pi_s = self.actor.sample(*(t.detach() for t in policy), num_samples=samples)
             at_next, log_pi_next = self.actor.sample(*next_policy, num_samples=samples)
@@ -193,12 +189,10 @@ def cql_gap(
     log_density: torch.Tensor,
     data_q: torch.Tensor,
     temperature: float,
-    members: int | None = None,
 ) -> torch.Tensor:
     """CQL(H)'s gap, before its weight: T * mean logsumexp((Q(s,a_j) - log mu_j) / T) - mean Q(s,a).
 
-    sampled_q, log_density: (B, N, 1) over the N sampled actions of each state; data_q: (B, 1)
-    (with members a leading M, and a gap per member, (M,)).
+    sampled_q, log_density: (B, N, 1) over the N sampled actions of each state; data_q: (B, 1).
     """
     soft_max = torch.logsumexp((sampled_q - log_density) / temperature, dim=-2)
-    return member_mean(soft_max, members) * temperature - member_mean(data_q, members)
+    return soft_max.mean() * temperature - data_q.mean()

@@ -60,9 +60,8 @@ def cases() -> list[tuple[str, str]]:
     """(baseline, case) in measuring order: the reference first, so ratios can be computed."""
     out = []
     for name in REFERENCES:
-        sizes = ("members3",) if name in SLOW else ("members3", "members8")
         bf16 = ("seed-bf16",) if supports_autocast(registry.get(name).config_class()) else ()
-        out += [(name, "reference"), (name, "seed"), *((name, s) for s in (*sizes, *bf16))]
+        out += [(name, "reference"), (name, "seed"), *((name, s) for s in bf16)]
     return out
 
 
@@ -159,7 +158,7 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
     else:
         if case == "seed-bf16":
             config = with_precision(config, BF16)
-        agent = spec.agent_class()(config, (STATE_DIM,), ACTION_DIM, "cpu", members)
+        agent = spec.agent_class()(config, (STATE_DIM,), ACTION_DIM, "cpu")
     batch = state_batch(config.batch_size, members)
     rounds = SLOW_ROUNDS if name in SLOW else ROUNDS
     benchmark.pedantic(agent.update, args=(batch,), rounds=rounds, warmup_rounds=WARMUP)
@@ -169,17 +168,17 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
     benchmark.extra_info |= ratios(name, case) | floor_ratios(name, case)
 
 
-@pytest.mark.parametrize("case", ["reference", "seed", "members3"])
-def test_bench_pixel_members(benchmark: Any, case: str) -> None:
+@pytest.mark.parametrize("case", ["reference", "seed"])
+def test_bench_pixel_update(benchmark: Any, case: str) -> None:
     """SAC-CURL on 9x84x84 stacks at its batch: CURL's own update written plainly
-    (``benchmarks/curl_reference.py``), one seed, and 3 members."""
+    (``benchmarks/curl_reference.py``) and one seed."""
     seed_everything(0)
     spec, members = registry.get("sac-curl-offline"), members_of(case)
     config = spec.default_config()
     if case == "reference":
         agent: Any = ReferenceSACCURL(config, PIXELS, ACTION_DIM)
     else:
-        agent = spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu", members)
+        agent = spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu")
     generator = torch.Generator().manual_seed(0)
     lead = () if members is None else (members,)
     size = (*lead, config.batch_size)
@@ -199,7 +198,7 @@ def test_bench_state_summary(benchmark: Any, capsys: pytest.CaptureFixture[str])
     """The table of this run: medians and ratios (no timing of its own)."""
     benchmark.pedantic(lambda: None, rounds=1)
     rows = []
-    pixel_cases = [("sac-curl-pixels", case) for case in ("reference", "seed", "members3")]
+    pixel_cases = [("sac-curl-pixels", case) for case in ("reference", "seed")]
     for name, case in [*cases(), *pixel_cases]:
         if (name, case) in MEDIANS:
             extra = ratios(name, case) | floor_ratios(name, case)
@@ -219,11 +218,3 @@ def test_bench_state_summary(benchmark: Any, capsys: pytest.CaptureFixture[str])
                     f"  {name}: fp32 per-seed ratio at most {1e3 * reference / floor['floor_ms']:.2f}x"
                     " (reference time / VORB's one-seed floor)"
                 )
-        seed, group = (
-            MEDIANS.get(("sac-curl-pixels", "seed")),
-            MEDIANS.get(("sac-curl-pixels", "members3")),
-        )
-        if seed and group:
-            print(
-                f"  pixel SAC-CURL: 3 members = {3 * seed / group:.2f}x one seed's cell-updates/s"
-            )

@@ -55,23 +55,21 @@ def make_encoder(
     feature_dim: int,
     num_layers: int,
     num_filters: int,
-    members: int | None = None,
 ) -> PixelEncoder | StateEncoder:
-    """The encoder of the observation kind (the conv arguments apply to pixels only); with
-    ``members``, M independent encoders in one (the state encoder has no parameters)."""
+    """The encoder of the observation kind (the conv arguments apply to pixels only)."""
     if obs_kind_of(obs_shape) == "state":
         return StateEncoder(obs_shape)
     shape = tuple(obs_shape)
-    return PixelEncoder(shape, feature_dim, num_layers, num_filters, members)  # type: ignore[arg-type]
+    return PixelEncoder(shape, feature_dim, num_layers, num_filters)  # type: ignore[arg-type]
 
 
 def make_trunk(
-    obs_shape: Sequence[int], num_layers: int, num_filters: int, members: int | None = None
+    obs_shape: Sequence[int], num_layers: int, num_filters: int
 ) -> ConvTrunk | StateTrunk:
     """The trunk alone, for heads that keep their own projection (BC)."""
     if obs_kind_of(obs_shape) == "state":
         return StateTrunk(obs_shape)
-    return ConvTrunk(tuple(obs_shape), num_layers, num_filters, members)  # type: ignore[arg-type]
+    return ConvTrunk(tuple(obs_shape), num_layers, num_filters)  # type: ignore[arg-type]
 
 
 def make_augment(obs_shape: Sequence[int], pad: int) -> Augment:

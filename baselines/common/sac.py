@@ -9,19 +9,16 @@ import torch
 from torch import nn
 
 from baselines.common.encoder import Projection, orthogonal_init
-from baselines.common.members import linear
 
 
-def mlp(
-    in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2, members: int | None = None
-) -> nn.Sequential:
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2) -> nn.Sequential:
     """``depth`` hidden ReLU layers (2: CURL's actor trunk and Q functions; CORL's CQL: 3),
-    orthogonally initialised; with ``members``, M independent MLPs (see ``members.py``)."""
+    orthogonally initialised."""
     layers: list[nn.Module] = []
     for _ in range(depth):
-        layers += [linear(in_dim, hidden_dim, members), nn.ReLU(inplace=True)]
+        layers += [nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)]
         in_dim = hidden_dim
-    net = nn.Sequential(*layers, linear(in_dim, out_dim, members))
+    net = nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
     net.apply(orthogonal_init)
     return net
 
@@ -42,12 +39,10 @@ def squashed_sample(
     return action, log_prob
 
 
-def head_projection(
-    repr_dim: int, feature_dim: int, pixels: bool, members: int | None = None
-) -> nn.Module:
-    """A head's own encoder projection: CURL's ``fc -> LayerNorm -> tanh`` on conv features
-    (M of them with ``members``); the identity on states (no encoder to project)."""
-    return Projection(repr_dim, feature_dim, members) if pixels else nn.Identity()
+def head_projection(repr_dim: int, feature_dim: int, pixels: bool) -> nn.Module:
+    """A head's own encoder projection: CURL's ``fc -> LayerNorm -> tanh`` on conv features;
+    the identity on states (no encoder to project)."""
+    return Projection(repr_dim, feature_dim) if pixels else nn.Identity()
 
 
 class SquashedGaussianActor(nn.Module):
@@ -67,12 +62,11 @@ class SquashedGaussianActor(nn.Module):
         log_std_max: float = 2.0,
         depth: int = 2,
         pixels: bool = True,
-        members: int | None = None,
     ) -> None:
         super().__init__()
-        self.projection = head_projection(repr_dim, feature_dim, pixels, members)
+        self.projection = head_projection(repr_dim, feature_dim, pixels)
         in_dim = feature_dim if pixels else repr_dim
-        self.trunk = mlp(in_dim, hidden_dim, 2 * action_dim, depth, members)
+        self.trunk = mlp(in_dim, hidden_dim, 2 * action_dim, depth)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,19 +100,17 @@ class DoubleQ(nn.Module):
         action_dim: int,
         hidden_dim: int,
         depth: int = 2,
-        members: int | None = None,
     ) -> None:
         super().__init__()
-        self.members = members
-        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
-        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
+        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
+        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
 
     def forward(self, z: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (..., F), action (..., A) -> Q1, Q2 each (..., 1); leading dims broadcast."""
         if z.shape[:-1] != action.shape[:-1]:
             z = z.expand(*action.shape[:-1], z.shape[-1])
         za = torch.cat([z, action], dim=-1)
-        if self.members is not None or za.dim() == 2:
+        if za.dim() == 2:
             return self.q1(za), self.q2(za)
         # nn.Linear on (B, N, F) (CQL's sampled actions) is ~25% slower on the CPU than on the
         # same rows as one (B * N, F) matrix, with bit-equal results: flatten, then restore.

@@ -8,9 +8,10 @@ the others from their checkpoint, which also holds the rows evaluated up to it: 
 after the checkpoint are discarded and recomputed, so a resumed cell's table equals an
 uninterrupted one's (apart from the wall-clock column).
 
-The steps of a cell (:func:`cell_lock`, :func:`cell_meta`, :func:`check_same_setup`,
-:class:`CellRun`, :func:`evaluate_cell`, :func:`log_event`, the outcomes) are public because
-:mod:`benchmark.harness.seed_groups` runs a group of cells through the same steps.
+One lifecycle: :func:`run_cell` locks the cell, :func:`build_run` builds or resumes it,
+:func:`_training_loop` trains, evaluates and checkpoints it, and the outcome is written last.
+A cell whose lock is held waits up to :data:`LOCK_WAIT_S` for it (a rerun started right after
+``kill -9`` of a whole run finds workers of the killed run still exiting), then is "busy".
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ from benchmark.harness.results import (
 )
 
 EXIT_ORPHANED = 3  # a local worker's exit status when its launcher died
+# How long a cell waits for its lock: a SIGKILLed worker holds it until the kernel has torn the
+# process down (its memory, its GL context), which takes seconds, not minutes. Past this, the
+# holder is taken to be another live command on the same results folder: the cell is "busy".
+LOCK_WAIT_S = 60.0
 
 
 class DivergedError(RuntimeError):
@@ -123,10 +128,6 @@ class CellOutcome:
     error: str | None = None
 
 
-# A worker's unit of work: a cell, or a benchmark.harness.seed_groups.GroupTask of vectorised seeds.
-Unit = Any
-
-
 # -- planning ----------------------------------------------------------------------------------
 def plan_cells(
     specs: Sequence[registry.BaselineSpec],
@@ -168,7 +169,8 @@ def run_cell(task: CellTask) -> CellOutcome:
     paths.folder.mkdir(parents=True, exist_ok=True)
     with cell_lock(paths) as locked:
         if not locked:
-            return CellOutcome(task.cell, "busy", error="another process is running this cell")
+            error = f"another process has held this cell for {LOCK_WAIT_S:.0f} s"
+            return CellOutcome(task.cell, "busy", error=error)
         for leftover in paths.folder.glob(".*.tmp"):  # half-written files of a killed attempt
             leftover.unlink()
         if out_of_time(task):  # the budget ran out before this cell's turn came
@@ -182,7 +184,7 @@ def run_cell(task: CellTask) -> CellOutcome:
     return finished_outcome(task.cell, paths, "done")
 
 
-def _now() -> float:
+def now() -> float:
     """The wall clock the time budget is measured on (one place, so tests can drive it)."""
     return time.time()
 
@@ -217,7 +219,7 @@ def _mismatch_message(paths: CellPaths) -> str:
 
 
 def out_of_time(task: CellTask) -> bool:
-    return task.stop_at is not None and _now() >= task.stop_at
+    return task.stop_at is not None and now() >= task.stop_at
 
 
 def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
@@ -229,14 +231,20 @@ def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
 
 
 @contextlib.contextmanager
-def cell_lock(paths: CellPaths) -> Iterator[bool]:
-    """An advisory lock per cell: two commands on one results folder never write one cell."""
+def cell_lock(paths: CellPaths, wait_s: float = LOCK_WAIT_S) -> Iterator[bool]:
+    """An advisory lock per cell: two commands on one results folder never write one cell.
+    A held lock is waited for up to ``wait_s`` (its holder may be a killed worker exiting)."""
+    deadline = time.monotonic() + wait_s
     with open(paths.folder / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
         yield True
 
 
@@ -295,7 +303,7 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     import torch
 
     torch.set_num_threads(task.threads)
-    run, meta = _build_run(task, paths)
+    run, meta = build_run(task, paths)
     paths.failed.unlink(missing_ok=True)
     eval_env = run.protocol.make_env()
     try:
@@ -319,7 +327,7 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     return True
 
 
-def _build_run(task: CellTask, paths: CellPaths) -> tuple[CellRun, dict[str, Any]]:
+def build_run(task: CellTask, paths: CellPaths) -> tuple[CellRun, dict[str, Any]]:
     import gymnasium as gym
     import minari
     import torch
@@ -389,8 +397,7 @@ def cell_meta(
         "device": task.device,
         "precision": task.precision.to_json() if task.precision is not None else None,
         "torch_threads": task.threads,
-        # Trained as a cell of its own; benchmark.harness.seed_groups sets "on" (and setup.vectorized).
-        "vectorize_seeds": "off",
+        "vectorize_seeds": "off",  # kept in the format: vectorised seeds were removed (README)
         "versions": package_versions(),
         "git": git_commit(),
         "host": host_info(),
@@ -588,7 +595,7 @@ def _init_worker(counter: Any, parent_pid: int) -> None:
 
 
 def run_local(
-    tasks: Sequence[Unit],
+    tasks: Sequence[CellTask],
     workers: int,
     on_outcome: Callable[[CellOutcome], None],
     on_tick: Callable[[], None] = lambda: None,
@@ -601,19 +608,19 @@ def run_local(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(counter, os.getpid())
     ) as pool:
-        pending: dict[Future, Unit] = {pool.submit(run_unit, unit): unit for unit in tasks}
+        pending: dict[Future, CellTask] = {pool.submit(run_cell, task): task for task in tasks}
         while pending:
             finished, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
             on_tick()
             for future in finished:
-                for outcome in _outcomes_of(future.result, pending.pop(future)):
-                    outcomes.append(outcome)
-                    on_outcome(outcome)
+                outcome = _outcome_of(future.result, pending.pop(future))
+                outcomes.append(outcome)
+                on_outcome(outcome)
     return outcomes
 
 
 def run_ray(
-    tasks: Sequence[Unit],
+    tasks: Sequence[CellTask],
     workers: int,
     address: str | None,
     on_outcome: Callable[[CellOutcome], None],
@@ -628,58 +635,35 @@ def run_ray(
     except ImportError as error:
         raise RuntimeError("--launcher ray needs Ray: pip install -e '.[ray]'") from error
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    threads = max(task.threads for unit in tasks for task in _tasks_of(unit))
+    threads = max(task.threads for task in tasks)
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=threads, max_retries=0)(run_unit)
-        pending = {remote.remote(_quiet(unit)): unit for unit in tasks}
+        remote = ray.remote(num_cpus=threads, max_retries=0)(run_cell)
+        # Without progress bars: Ray workers have no terminal.
+        pending = {remote.remote(replace(task, progress=False)): task for task in tasks}
         outcomes: list[CellOutcome] = []
         while pending:
             finished, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_S)
             on_tick()
             if not finished:
                 continue
-            unit = pending.pop(finished[0])
-            for outcome in _outcomes_of(lambda ref=finished[0]: ray.get(ref), unit):
-                outcomes.append(outcome)
-                on_outcome(outcome)
+            outcome = _outcome_of(lambda ref=finished[0]: ray.get(ref), pending.pop(finished[0]))
+            outcomes.append(outcome)
+            on_outcome(outcome)
         return outcomes
     finally:
         ray.shutdown()
 
 
-def run_unit(unit: Unit) -> list[CellOutcome]:
-    """What a worker runs: one cell, or a group of vectorised seeds (``benchmark.harness.seed_groups``)."""
-    if isinstance(unit, CellTask):
-        return [run_cell(unit)]
-    from benchmark.harness.seed_groups import run_group
-
-    return run_group(unit)
-
-
-def _quiet(unit: Unit) -> Unit:
-    """The unit without progress bars (Ray workers have no terminal)."""
-    if isinstance(unit, CellTask):
-        return replace(unit, progress=False)
-    return replace(unit, tasks=tuple(replace(task, progress=False) for task in unit.tasks))
-
-
-def _outcomes_of(result: Callable[[], list[CellOutcome]], unit: Unit) -> list[CellOutcome]:
-    """A worker that died outright (segfault, OOM kill) fails its cells, not the command."""
+def _outcome_of(result: Callable[[], CellOutcome], task: CellTask) -> CellOutcome:
+    """A worker that died outright (segfault, OOM kill) fails its cell, not the command."""
     try:
         return result()
     except Exception as error:
-        return [
-            record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
-            for task in _tasks_of(unit)
-        ]
-
-
-def _tasks_of(unit: Unit) -> list[CellTask]:
-    return [unit] if isinstance(unit, CellTask) else list(unit.tasks)
+        return record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
 
 
 def root_path(root: str | Path) -> str:
