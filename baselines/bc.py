@@ -62,7 +62,8 @@ class BCStateConfig(BCConfig):
 
 
 class BCAgent(Checkpointable):
-    """BC from pixels or states; the Agent protocol of ``benchmark.harness.training``."""
+    """BC from pixels or states; the ``Agent`` of
+    ``baselines.contract``."""
 
     def __init__(
         self,

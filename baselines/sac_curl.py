@@ -55,7 +55,14 @@ from torch.func import functional_call
 from baselines.common.checkpoint import Checkpointable
 from baselines.common.observation import make_augment, make_encoder
 from baselines.common.optim import adam
-from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
+from baselines.common.sac import (
+    DoubleQ,
+    SquashedGaussianActor,
+    double_q_loss,
+    soft_update,
+    target_entropy,
+    td_target,
+)
 from baselines.contract import (
     Beta,
     Count,
@@ -126,8 +133,8 @@ class SACStateConfig(SACCURLConfig):
 
 
 class SACCURLAgent(Checkpointable):
-    """SAC with a CURL-trained pixel encoder, or SAC on states; the Agent protocol of
-    ``benchmark.harness.training``."""
+    """SAC with a CURL-trained pixel encoder, or SAC on states; the ``Agent`` of
+    ``baselines.contract``."""
 
     def __init__(
         self,
@@ -242,55 +249,85 @@ class SACCURLAgent(Checkpointable):
         positive: torch.Tensor,
         with_actor: bool,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The update's forward: every loss at the parameters the update starts from.
+        """SAC-CURL's whole loss, every term at the parameters the update starts from, in the
+        order it is computed: the soft TD target, the critic's regression on it, CURL, and
+        (``with_actor``) the actor and the temperature.
 
-        Returns the summed loss (critic + penalty + CURL, and with ``with_actor`` the actor and
-        alpha losses, each of which reaches only its own parameters) and the metrics. For a
-        fixed ``with_actor`` there is no
-        Python branching on tensors and no host sync, so ``torch.compile(fullgraph=True)``
-        captures it whole (``tests/test_baselines.py``)."""
-        cfg = self.config
-        size = obs.shape[0]
+        Returns their sum (each term reaches only its own parameters) and the metrics. For a
+        fixed ``with_actor`` there is no Python branching on tensors and no host sync, so
+        ``torch.compile(fullgraph=True)`` captures it whole (``tests/test_baselines.py``)."""
         alpha = self.log_alpha.detach().exp()
         with self._autocast():
-            with torch.no_grad():
-                h_next = self._conv(next_obs)
-                next_policy = self.actor(h_next)
-                next_action, next_log_pi = self.actor.sample(*next_policy)
-                keys = self._target_encoder(torch.cat([next_obs, positive]))
-                z_next, z_positive = keys.split([size, keys.shape[0] - size])
-                target_q = td_target(
-                    *self.critic_target(z_next, next_action),
-                    next_log_pi * cfg.backup_entropy,
-                    alpha,
-                    batch.reward,
-                    batch.not_done,
-                    cfg.discount,
-                )
-            h = self._conv(obs)
-            z = self.encoder.projection(h)
-            q1, q2 = self.critic(z, batch.action)
-            critic_loss = F.mse_loss(q1.float(), target_q) + F.mse_loss(q2.float(), target_q)
-            penalty, metrics = self.critic_penalty(batch, h, z, q1, q2, next_policy)
+            target_q, _, z_positive = self.soft_td_target(batch, next_obs, positive, alpha)
+            h, z, q1, q2 = self.critic_forward(obs, batch.action)
+            critic_loss = double_q_loss(q1, q2, target_q)
             curl_loss = self.curl_loss(z, z_positive)
-            metrics |= {"critic_loss": critic_loss, "q1": q1.mean()}
-            if self.curl:
-                metrics["curl_loss"] = curl_loss
+            metrics = self.critic_metrics(critic_loss, q1, curl_loss)
             if with_actor:
-                pi, log_pi = self.actor.sample(*self.actor(h.detach()))
-                # The Q heads' weights as constants: the actor loss then reaches the actor
-                # alone, so one backward of the summed losses gives each part its gradient.
-                frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
-                actor_q = torch.min(*functional_call(self.critic, frozen, (z.detach(), pi)))
-                actor_loss = (alpha * log_pi - actor_q).float().mean()
-                alpha_loss = (
-                    self.log_alpha.exp() * (-log_pi - self.target_entropy).detach()
-                ).mean()
-                metrics |= {"actor_loss": actor_loss, "alpha": alpha, "entropy": (-log_pi).mean()}
-        total = critic_loss + penalty + curl_loss
+                actor_loss, alpha_loss, actor_metrics = self.actor_losses(h, z, alpha)
+                metrics |= actor_metrics
+        total = critic_loss + curl_loss
         if with_actor:
             total = total + actor_loss + alpha_loss
         return total, metrics
+
+    # -- the pieces of the loss, named (CQL-CURL's loss uses them too) ---------------------------
+    def soft_td_target(
+        self,
+        batch: TransitionBatch,
+        next_obs: torch.Tensor,
+        positive: torch.Tensor,
+        alpha: torch.Tensor,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """No grad: SAC's soft TD target from the target critic at a' ~ pi(s'), the policy's
+        (mu, log_std) at s', and CURL's keys of the positives (the target encoder sees s' and
+        the positives in one pass)."""
+        cfg = self.config
+        size = next_obs.shape[0]
+        with torch.no_grad():
+            next_policy = self.actor(self._conv(next_obs))
+            next_action, next_log_pi = self.actor.sample(*next_policy)
+            keys = self._target_encoder(torch.cat([next_obs, positive]))
+            z_next, z_positive = keys.split([size, keys.shape[0] - size])
+            target_q = td_target(
+                *self.critic_target(z_next, next_action),
+                next_log_pi * cfg.backup_entropy,
+                alpha,
+                batch.reward,
+                batch.not_done,
+                cfg.discount,
+            )
+        return target_q, next_policy, z_positive
+
+    def critic_forward(
+        self, obs: torch.Tensor, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """With grad: conv features h and encoder output z of ``obs``, and both Q heads at the
+        dataset's actions."""
+        h = self._conv(obs)
+        z = self.encoder.projection(h)
+        return h, z, *self.critic(z, action)
+
+    def critic_metrics(
+        self, critic_loss: torch.Tensor, q1: torch.Tensor, curl_loss: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        metrics = {"critic_loss": critic_loss, "q1": q1.mean()}
+        if self.curl:
+            metrics["curl_loss"] = curl_loss
+        return metrics
+
+    def actor_losses(
+        self, h: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """SAC's actor loss (on detached features, the Q heads' weights as constants: it reaches
+        the actor alone) and the temperature's loss toward the target entropy."""
+        pi, log_pi = self.actor.sample(*self.actor(h.detach()))
+        frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
+        actor_q = torch.min(*functional_call(self.critic, frozen, (z.detach(), pi)))
+        actor_loss = (alpha * log_pi - actor_q).float().mean()
+        alpha_loss = (self.log_alpha.exp() * (-log_pi - self.target_entropy).detach()).mean()
+        metrics = {"actor_loss": actor_loss, "alpha": alpha, "entropy": (-log_pi).mean()}
+        return actor_loss, alpha_loss, metrics
 
     def curl_loss(self, z: torch.Tensor, z_positive: torch.Tensor) -> torch.Tensor:
         """CURL's InfoNCE loss of the anchors ``z`` against the keys (0 on states: no CURL)."""
@@ -299,23 +336,6 @@ class SACCURLAgent(Checkpointable):
         logits = curl_logits(z, z_positive, self.curl_w).float()
         labels = torch.arange(logits.shape[-1], device=logits.device)
         return F.cross_entropy(logits, labels)
-
-    def critic_penalty(
-        self,
-        batch: TransitionBatch,
-        h: torch.Tensor,
-        z: torch.Tensor,
-        q1: torch.Tensor,
-        q2: torch.Tensor,
-        next_policy: tuple[torch.Tensor, torch.Tensor],
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """An extra critic loss term (none for SAC-CURL; CQL-CURL adds CQL(H)).
-
-        h, z: conv features and encoder output of the augmented ``obs`` (with grad);
-        q1, q2: Q of the dataset actions; next_policy: the actor's (mu, log_std) at ``next_obs``
-        (no grad). Returns the term and metrics (0-d tensors).
-        """
-        return torch.zeros((), device=z.device), {}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
@@ -358,20 +378,6 @@ class SACCURLAgent(Checkpointable):
 
 
 # -- losses (pure functions, tested on hand-built inputs) -------------------------------------
-def td_target(
-    target_q1: torch.Tensor,
-    target_q2: torch.Tensor,
-    next_log_pi: torch.Tensor,
-    alpha: torch.Tensor,
-    reward: torch.Tensor,
-    not_done: torch.Tensor,
-    discount: float,
-) -> torch.Tensor:
-    """SAC's soft TD target r + gamma * not_done * (min(Q1', Q2') - alpha log pi(a'|s')), (B, 1)."""
-    soft_value = torch.min(target_q1, target_q2).float() - alpha * next_log_pi.float()
-    return reward + not_done * discount * soft_value
-
-
 def curl_logits(anchor: torch.Tensor, positive: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """CURL's bilinear logits ``anchor W positive^T`` (B, B), each row minus its max (as the
     reference, for stability); the positives are the diagonal (labels ``arange(B)``)."""

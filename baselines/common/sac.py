@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.encoder import Projection, orthogonal_init
@@ -130,3 +131,23 @@ def soft_update(online: nn.Module, target: nn.Module, tau: float) -> None:
 def target_entropy(action_dim: int) -> float:
     """SAC's default target entropy, -|A| (CURL)."""
     return -float(action_dim)
+
+
+# -- losses (pure functions, tested on hand-built inputs) -------------------------------------
+def td_target(
+    target_q1: torch.Tensor,
+    target_q2: torch.Tensor,
+    next_log_pi: torch.Tensor,
+    alpha: torch.Tensor,
+    reward: torch.Tensor,
+    not_done: torch.Tensor,
+    discount: float,
+) -> torch.Tensor:
+    """SAC's soft TD target r + gamma * not_done * (min(Q1', Q2') - alpha log pi(a'|s')), (B, 1)."""
+    soft_value = torch.min(target_q1, target_q2).float() - alpha * next_log_pi.float()
+    return reward + not_done * discount * soft_value
+
+
+def double_q_loss(q1: torch.Tensor, q2: torch.Tensor, target_q: torch.Tensor) -> torch.Tensor:
+    """Both Q heads' mean squared error to one target (computed in fp32)."""
+    return F.mse_loss(q1.float(), target_q) + F.mse_loss(q2.float(), target_q)

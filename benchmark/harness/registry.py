@@ -59,7 +59,7 @@ BUILT_INS = (
               "SAC + CURL with the CQL(H) conservative penalty on both critics", "pixels"),
     _built_in("bc-pixels", "bc:BCAgent", "bc:BCConfig", True, "bc",
               "behaviour cloning: pixel encoder + policy, random-shift augmentation", "pixels"),
-    _built_in("drqbc", "drqbc:DrQBCAgent", "drqbc:DrQBCConfig", True, "td3bc",
+    _built_in("drqbc", "td3bc:TD3BCAgent", "td3bc:DrQBCConfig", True, "td3bc",
               "DrQ-v2 actor-critic with the TD3+BC actor term (V-D4RL)", "pixels"),
     # -- the state track: the same agents on the walker's 24-dimensional proprioceptive state --
     _built_in("sac-state-online", "sac_curl:SACCURLAgent", "sac_curl:SACStateConfig", False,
@@ -73,7 +73,7 @@ BUILT_INS = (
               "state"),
     _built_in("bc-state", "bc:BCAgent", "bc:BCStateConfig", True, "bc",
               "behaviour cloning on states: 256-256 MLP, tanh output, MSE (CORL)", "state"),
-    _built_in("td3bc-state", "drqbc:DrQBCAgent", "drqbc:TD3BCStateConfig", True, "td3bc",
+    _built_in("td3bc-state", "td3bc:TD3BCAgent", "td3bc:TD3BCStateConfig", True, "td3bc",
               "TD3+BC on states (Fujimoto and Gu 2021; DrQ+BC's update, TD3's choices)", "state"),
 )
 # fmt: on

@@ -1,4 +1,6 @@
-"""DrQ+BC (V-D4RL, Lu et al. 2022): DrQ-v2's actor-critic with TD3+BC's actor term.
+"""TD3+BC (Fujimoto and Gu 2021): on states as published, and from pixels as DrQ+BC (V-D4RL,
+Lu et al. 2022: DrQ-v2's actor-critic with TD3+BC's actor term); one agent, the differences config
+fields.
 
 Networks are DrQ-v2's, built from the shared parts: the conv trunk is the shared CURL/DrQ one
 (4 x 32 filters, 3x3, first stride 2: DrQ-v2's ``Encoder``), the critic's trunk
@@ -122,9 +124,9 @@ class DeterministicActor(nn.Module):
         return torch.tanh(self.policy(self.projection(h)))
 
 
-class DrQBCAgent(Checkpointable):
-    """DrQ-v2 + TD3+BC from pixels, or TD3+BC on states; the Agent protocol of
-    ``benchmark.harness.training``."""
+class TD3BCAgent(Checkpointable):
+    """DrQ-v2 + TD3+BC from pixels, or TD3+BC on states; the ``Agent`` of
+    ``baselines.contract``."""
 
     def __init__(
         self,
