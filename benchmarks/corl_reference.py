@@ -6,9 +6,11 @@ seed: ``nn.Sequential`` MLPs, *separate* twin critics (one module and one optimi
 PyTorch's default (non-fused) Adam, ``F.mse_loss``, sequential optimiser steps (alpha, actor,
 critic), per-parameter soft target updates and a ``.item()`` per logged metric at every update.
 Sizes, learning rates and per-algorithm choices come from VORB's registered configs (passed in),
-so the two sides cannot drift apart; where VORB's function differs from CORL's (TD3+BC's actor
-on the min of both Qs, the tanh-rescaled log std) the reference computes VORB's, so the speed
-comparison is of the same function. Not used for training anything.
+so the two sides cannot drift apart; where VORB's function differs from CORL's (the
+tanh-rescaled log std) the reference computes VORB's, so the speed comparison is of the same
+function. TD3+BC's actor reads the config's ``actor_critic`` as VORB's does: the first critic
+for ``td3bc-state`` (CORL's ``critic_1(state, pi)``). ``benchmarks/corl_parity.py`` trains BC
+and TD3+BC from here through VORB's data and evaluation (the state track's parity check).
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ class ReferenceBC:
 
 class ReferenceTD3BC:
     """CORL's ``td3_bc.py``: target policy smoothing, actor and targets every 2nd update,
-    ``lambda = alpha / mean|Q|`` (the actor on min(Q1, Q2) as VORB's)."""
+    ``lambda = alpha / mean|Q|``, the actor on ``critic_1`` (or on min(Q1, Q2) where the
+    config's ``actor_critic`` says ``min``)."""
 
     def __init__(self, config: TD3BCStateConfig, state_dim: int, action_dim: int) -> None:
         cfg = self.config = config
@@ -130,7 +133,9 @@ class ReferenceTD3BC:
         self.critic_2_optimizer.step()
         if self.total_it % cfg.actor_update_freq == 0:
             pi = self.actor(state)
-            q = torch.min(self.critic_1(state, pi), self.critic_2(state, pi))
+            q = self.critic_1(state, pi)
+            if cfg.actor_critic == "min":
+                q = torch.min(q, self.critic_2(state, pi))
             lmbda = cfg.bc_alpha / q.abs().mean().detach()
             actor_loss = -lmbda * q.mean() + F.mse_loss(pi, action)
             log_dict["actor_loss"] = actor_loss.item()

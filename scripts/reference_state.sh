@@ -20,6 +20,9 @@
 #   LANE=td3bc5: TD3+BC as published (the actor on the first critic) on every dataset, 5 seeds,
 #       the parity datasets (expert, medium) first;
 #   LANE=bc5: BC's seeds 3 and 4 on every dataset (seeds 0-2 are skipped where present).
+#   LANE=parity: the parity check's cells, 3 seeds on medium and expert: td3bc-state, then the
+#       CORL-style references bc-corl-ref and td3bc-corl-ref (benchmarks/corl_parity.py, through
+#       VORB's data and evaluation), then the rest of td3bc5 and bc5.
 # SEEDS (default 3; td3bc5 and bc5: 5) is --seeds.
 # WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each, each pinned to
 # its own core (taskset -c 0 ..., taskset -c 1 ...): a worker takes cores/workers torch threads,
@@ -84,6 +87,15 @@ bc5() {
     "$D/medium-replay-v0" "$D/random-v0"
 }
 
+parity() {
+  local refs=benchmarks.corl_parity
+  run td3bc-state "$D/expert-v0" "$D/medium-v0"
+  run "$refs:ReferenceBCAgent" "$D/expert-v0" "$D/medium-v0"
+  run "$refs:ReferenceTD3BCAgent" "$D/expert-v0" "$D/medium-v0"
+  td3bc5
+  bc5
+}
+
 cql() {
   run cql-state "$D/expert-v0" -- --set "updates=$CQL_UPDATES" \
     --set "eval_interval=$(( CQL_UPDATES / 15 ))"
@@ -98,6 +110,7 @@ case "$LANE" in
   sac-reverse) sac_reverse ;;
   td3bc5) td3bc5 ;;
   bc5) bc5 ;;
-  *) echo "LANE=$LANE: valid lanes are grid, cql, all, bc-td3bc, sac, sac-reverse, td3bc5, bc5" >&2
+  parity) parity ;;
+  *) echo "LANE=$LANE: valid lanes are grid, cql, all, bc-td3bc, sac, sac-reverse, td3bc5, bc5, parity" >&2
      exit 2 ;;
 esac
