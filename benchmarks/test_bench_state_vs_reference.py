@@ -1,14 +1,12 @@
 """The state baselines' updates against plain per-seed reference-style updates, same run.
 
 Run: ``bash scripts/bench.sh -k state_vs_reference``. For each offline state baseline (walker
-sizes: state 24, action 6, the registered config's batch and networks), three cases measured
+sizes: state 24, action 6, the registered config's batch and networks), two cases measured
 as separate pytest-benchmark runs: the reference-style update of ``benchmarks/corl_reference.py``
-(one seed), VORB's update of one seed (``members=None``) and VORB's vectorised update of S seeds
-(``members=S``). Reported, in each case's ``extra_info`` and in the table printed at the end:
+(one seed) and VORB's update of one seed (vectorised seeds were removed: README). Reported, in
+each case's ``extra_info`` and in the table printed at the end:
 
 - per-seed ratio = reference time / VORB's one-seed time;
-- aggregate ratio = S * reference time / VORB's S-member time (cell-updates/s against the
-  reference's, S seeds trained one after the other);
 - the arithmetic floor: each case's FLOPs per update (``torch.utils.flop_counter``) over the
   fp32 matrix-product rate measured first in the same run (``test_bench_sgemm``: a 256 x 256
   by 256 x 256 product, the updates' dominant shape); ``of_limit`` = floor / median time. An
@@ -20,7 +18,7 @@ as separate pytest-benchmark runs: the reference-style update of ``benchmarks/co
 
 Times are medians (robust to other processes' load); one torch thread. Rounds are even so that
 TD3+BC's every-2nd actor step is fairly represented. A pixel case (SAC-CURL at its own batch) sets
-CURL's update written plainly (``curl_reference.py``) against one seed and ``members=3``.
+CURL's update written plainly (``curl_reference.py``) against one seed.
 """
 
 from __future__ import annotations
