@@ -23,14 +23,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.members import as_batch, check_members, first, member_mse
-from baselines.common.observation import make_augment, make_trunk, obs_kind
+from baselines.common.observation import make_augment, make_trunk
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import Count, NonNegativeInt, Positive
+from baselines.contract import Count, NonNegativeInt, Positive, TransitionBatch, obs_kind_of
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,8 @@ class BCStateConfig(BCConfig):
 
 
 class BCAgent(Checkpointable):
-    """BC from pixels or states; the Agent protocol of ``baselines.common.training``."""
+    """BC from pixels or states; the ``Agent`` of
+    ``baselines.contract``."""
 
     def __init__(
         self,
@@ -71,18 +71,12 @@ class BCAgent(Checkpointable):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
-        members: int | None = None,
     ) -> None:
         if config.policy not in ("deterministic", "gaussian"):
             raise ValueError(f"policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
-        if members is not None and config.policy != "deterministic":
-            raise ValueError(
-                f"policy={config.policy!r} is not vectorised: members need policy='deterministic'"
-            )
-        check_members(members, obs_shape)
-        self.config, self.device, self.members = config, torch.device(device), members
+        self.config, self.device = config, torch.device(device)
         self.augment = make_augment(obs_shape, config.aug_pad)
-        trunk = make_trunk(obs_shape, config.num_layers, config.num_filters, members)
+        trunk = make_trunk(obs_shape, config.num_layers, config.num_filters)
         self.conv = trunk.to(self.device)
         self.actor = SquashedGaussianActor(
             self.conv.repr_dim,
@@ -91,8 +85,7 @@ class BCAgent(Checkpointable):
             action_dim,
             config.log_std_min,
             config.log_std_max,
-            pixels=obs_kind(obs_shape) == "pixels",
-            members=members,
+            pixels=obs_kind_of(obs_shape) == "pixels",
         ).to(self.device)
         self.params = [*self.conv.parameters(), *self.actor.parameters()]
         self.opt = adam(self.params, lr=config.lr)
@@ -108,11 +101,11 @@ class BCAgent(Checkpointable):
             mu, log_std = self.actor(self.conv(self.augment(batch.obs)))
         mu, log_std = mu.float(), log_std.float()
         if self.config.policy == "deterministic":
-            loss = member_mse(torch.tanh(mu), batch.action, self.members)
+            loss = F.mse_loss(torch.tanh(mu), batch.action)
         else:
             loss = gaussian_nll(mu, log_std, batch.action)
         self.opt.zero_grad(set_to_none=True)
-        loss.sum().backward()  # summed over members: each gets its own gradient
+        loss.backward()
         self.opt.step()
         self.updates += 1
         return {"bc_loss": loss.detach()}  # on the device: read once per evaluation
@@ -120,10 +113,10 @@ class BCAgent(Checkpointable):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         with self._autocast():
-            mu, log_std = self.actor(self.conv(as_batch(obs, self.members, self.device)))
+            mu, log_std = self.actor(self.conv(torch.as_tensor(obs, device=self.device)[None]))
         mu, log_std = mu.float(), log_std.float()
         if deterministic or self.config.policy == "deterministic":
-            return first(torch.tanh(mu), self.members).cpu().numpy()
+            return torch.tanh(mu)[0].cpu().numpy()
         return self.actor.sample(mu, log_std)[0][0].cpu().numpy()
 
     def _parts(self) -> dict[str, Any]:

@@ -1,7 +1,11 @@
 """CQL-CURL: SAC + CURL with the CQL(H) conservative penalty on both critics (Kumar et al. 2020).
 
-Everything but the penalty is :class:`~baselines.sac_curl.SACCURLAgent`'s update; this file adds
-the term through its ``critic_penalty`` hook. For each Q head:
+:meth:`CQLCURLAgent.losses` below is the whole loss, in the order it is computed: SAC's soft TD
+target, the critics' regression on it, the CQL(H) penalty (and with ``with_lagrange`` the loss of
+its weight alpha'), CURL, the actor and the temperature. The pieces it shares with SAC-CURL are
+methods and functions named from ``baselines/sac_curl.py`` and ``baselines/common/sac.py``; the
+update around it (one backward of the summed losses, then every optimiser's step, alpha''s too,
+then the soft target updates) is SAC-CURL's. For each Q head:
 
     CQL(H) = w * ( T * mean_s logsumexp_j (Q(s, a_j) - log mu(a_j | s)) / T  -  mean Q(s, a_data) )
 
@@ -33,11 +37,10 @@ from typing import Annotated, Any
 import torch
 from torch.func import functional_call
 
-from baselines.common.members import member_mean
 from baselines.common.optim import adam
+from baselines.common.sac import double_q_loss
+from baselines.contract import Choice, Count, NonNegative, Positive, TransitionBatch
 from baselines.sac_curl import SACCURLAgent, SACCURLConfig
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import Choice, Count, NonNegative, Positive
 
 SAMPLED, TANH_MEAN = "sampled", "tanh_mean"
 POLICY_ACTIONS = (SAMPLED, TANH_MEAN)
@@ -115,45 +118,65 @@ class CQLCURLAgent(SACCURLAgent):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
-        members: int | None = None,
     ) -> None:
         if config.policy_actions not in POLICY_ACTIONS:
             raise ValueError(
                 f"policy_actions must be one of {', '.join(POLICY_ACTIONS)}, "
                 f"got {config.policy_actions!r}"
             )
-        if members is not None and config.with_lagrange:
-            raise ValueError("with_lagrange has one alpha' for all members: not vectorised")
-        super().__init__(config, obs_shape, action_dim, device, members)
+        super().__init__(config, obs_shape, action_dim, device)
         self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
         self.alpha_prime_opt = adam([self.log_alpha_prime], lr=config.alpha_prime_lr)
+        if config.with_lagrange:  # alpha' is stepped with the others, after the one backward
+            for with_actor in (False, True):
+                self._params[with_actor] = [*self._params[with_actor], self.log_alpha_prime]
+                self._optimisers[with_actor] = (*self._optimisers[with_actor], self.alpha_prime_opt)
 
-    def critic_penalty(
+    def losses(
         self,
         batch: TransitionBatch,
-        h: torch.Tensor,
-        z: torch.Tensor,
-        q1: torch.Tensor,
-        q2: torch.Tensor,
-        next_policy: tuple[torch.Tensor, torch.Tensor],
+        obs: torch.Tensor,
+        next_obs: torch.Tensor,
+        positive: torch.Tensor,
+        with_actor: bool,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """CQL-CURL's whole loss at the parameters the update starts from (module docstring);
+        a pure forward: the update steps every optimiser after one backward of the sum."""
         cfg = self.config
-        actions, log_density = self.cql_actions(h, z, next_policy)
-        sampled_q1, sampled_q2 = self.critic(z.unsqueeze(-2), actions)  # (..., B, 3n, 1) each
-        temperature, members = cfg.cql_temperature, self.members
-        gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, temperature, members)
-        gap2 = cfg.min_q_weight * cql_gap(sampled_q2, log_density, q2, temperature, members)
-        metrics = {"cql_gap1": gap1, "cql_gap2": gap2}
-        if not cfg.with_lagrange:
-            return gap1 + gap2, metrics
-        # CQL's Lagrange variant: alpha' is stepped here; the critic sees it as a constant.
-        alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
-        excess = torch.stack([gap1, gap2]).detach() - cfg.target_action_gap
-        self.alpha_prime_opt.zero_grad(set_to_none=True)
-        (-0.5 * (alpha_prime * excess).sum()).backward(inputs=[self.log_alpha_prime])
-        self.alpha_prime_opt.step()
-        metrics["alpha_prime"] = alpha_prime.detach()
-        return alpha_prime.detach() * (gap1 + gap2 - 2 * cfg.target_action_gap), metrics
+        alpha = self.log_alpha.detach().exp()
+        with self._autocast():
+            # 1. the soft TD target (no grad) and 2. both critics' regression on it
+            target_q, next_policy, z_positive = self.soft_td_target(
+                batch, next_obs, positive, alpha
+            )
+            h, z, q1, q2 = self.critic_forward(obs, batch.action)
+            critic_loss = double_q_loss(q1, q2, target_q)
+            # 3. CQL(H) on each head, over the 3n sampled actions of each state
+            actions, log_density = self.cql_actions(h, z, next_policy)
+            sampled_q1, sampled_q2 = self.critic(z.unsqueeze(-2), actions)  # (B, 3n, 1) each
+            gap1 = cfg.min_q_weight * cql_gap(sampled_q1, log_density, q1, cfg.cql_temperature)
+            gap2 = cfg.min_q_weight * cql_gap(sampled_q2, log_density, q2, cfg.cql_temperature)
+            metrics = {"cql_gap1": gap1, "cql_gap2": gap2}
+            penalty, alpha_prime_loss = gap1 + gap2, None
+            if cfg.with_lagrange:  # the penalty weighted by alpha', a constant to the critic
+                alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
+                penalty = alpha_prime.detach() * (gap1 + gap2 - 2 * cfg.target_action_gap)
+                alpha_prime_loss = alpha_prime_lagrange_loss(
+                    alpha_prime, gap1, gap2, cfg.target_action_gap
+                )
+                metrics["alpha_prime"] = alpha_prime.detach()
+            # 4. CURL, then 5. the actor and 6. the temperature
+            curl_loss = self.curl_loss(z, z_positive)
+            metrics |= self.critic_metrics(critic_loss, q1, curl_loss)
+            if with_actor:
+                actor_loss, alpha_loss, actor_metrics = self.actor_losses(h, z, alpha)
+                metrics |= actor_metrics
+        total = critic_loss + penalty + curl_loss
+        if with_actor:
+            total = total + actor_loss + alpha_loss
+        if alpha_prime_loss is not None:  # reaches log alpha' alone
+            total = total + alpha_prime_loss
+        return total, metrics
 
     def cql_actions(
         self, h: torch.Tensor, z: torch.Tensor, next_policy: tuple[torch.Tensor, torch.Tensor]
@@ -171,7 +194,7 @@ class CQLCURLAgent(SACCURLAgent):
             frozen = {k: v.detach() for k, v in self.actor.named_parameters()}
             policy = functional_call(self.actor, frozen, (h if tanh_mean else h.detach(),))
         with torch.no_grad():
-            shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A); members: (M, B, n, A)
+            shape = (*z.shape[:-1], samples, self.action_dim)  # (B, n, A)
             uniform = torch.empty(shape, device=z.device).uniform_(-1, 1)
             at_s, log_pi_s = self.actor.sample(*(t.detach() for t in policy), num_samples=samples)
             at_next, log_pi_next = self.actor.sample(*next_policy, num_samples=samples)
@@ -194,12 +217,19 @@ def cql_gap(
     log_density: torch.Tensor,
     data_q: torch.Tensor,
     temperature: float,
-    members: int | None = None,
 ) -> torch.Tensor:
     """CQL(H)'s gap, before its weight: T * mean logsumexp((Q(s,a_j) - log mu_j) / T) - mean Q(s,a).
 
-    sampled_q, log_density: (B, N, 1) over the N sampled actions of each state; data_q: (B, 1)
-    (with members a leading M, and a gap per member, (M,)).
+    sampled_q, log_density: (B, N, 1) over the N sampled actions of each state; data_q: (B, 1).
     """
     soft_max = torch.logsumexp((sampled_q - log_density) / temperature, dim=-2)
-    return member_mean(soft_max, members) * temperature - member_mean(data_q, members)
+    return soft_max.mean() * temperature - data_q.mean()
+
+
+def alpha_prime_lagrange_loss(
+    alpha_prime: torch.Tensor, gap1: torch.Tensor, gap2: torch.Tensor, target_gap: float
+) -> torch.Tensor:
+    """CQL's Lagrange step for alpha': minimise -alpha' (gap - target), averaged over the two
+    heads; the gaps are constants to it."""
+    excess = torch.stack([gap1, gap2]).detach() - target_gap
+    return -0.5 * (alpha_prime * excess).sum()

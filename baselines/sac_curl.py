@@ -53,20 +53,26 @@ from torch import nn
 from torch.func import functional_call
 
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.members import (
-    as_batch,
-    check_members,
-    first,
-    member_mean,
-    member_mse,
-    member_scalar,
-    per_member,
-)
-from baselines.common.observation import make_augment, make_encoder, obs_kind
+from baselines.common.observation import make_augment, make_encoder
 from baselines.common.optim import adam
-from baselines.common.sac import DoubleQ, SquashedGaussianActor, soft_update, target_entropy
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import Beta, Count, Discount, Fraction, NonNegativeInt, Positive
+from baselines.common.sac import (
+    DoubleQ,
+    SquashedGaussianActor,
+    double_q_loss,
+    soft_update,
+    target_entropy,
+    td_target,
+)
+from baselines.contract import (
+    Beta,
+    Count,
+    Discount,
+    Fraction,
+    NonNegativeInt,
+    Positive,
+    TransitionBatch,
+    obs_kind_of,
+)
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,8 @@ class SACStateConfig(SACCURLConfig):
 
 
 class SACCURLAgent(Checkpointable):
-    """SAC with a CURL-trained pixel encoder, or SAC on states; the Agent protocol of
-    ``baselines.common.training``."""
+    """SAC with a CURL-trained pixel encoder, or SAC on states; the ``Agent`` of
+    ``baselines.contract``."""
 
     def __init__(
         self,
@@ -136,20 +142,16 @@ class SACCURLAgent(Checkpointable):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
-        members: int | None = None,
     ) -> None:
-        check_members(members, obs_shape)
-        self.config, self.action_dim, self.members = config, action_dim, members
+        self.config, self.action_dim = config, action_dim
         self.device = torch.device(device)
         cfg = config
         # CURL (its loss, its W, the positive crop) exists on pixels only.
-        self.curl = obs_kind(obs_shape) == "pixels"
+        self.curl = obs_kind_of(obs_shape) == "pixels"
         self.augment = make_augment(obs_shape, cfg.aug_pad)
-        self.encoder = make_encoder(
-            obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters, members
-        )
+        self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
         feature_dim = self.encoder.feature_dim
-        self.critic = DoubleQ(feature_dim, action_dim, cfg.hidden_dim, cfg.hidden_depth, members)
+        self.critic = DoubleQ(feature_dim, action_dim, cfg.hidden_dim, cfg.hidden_depth)
         self.actor = SquashedGaussianActor(
             self.encoder.conv.repr_dim,
             cfg.feature_dim,
@@ -159,7 +161,6 @@ class SACCURLAgent(Checkpointable):
             cfg.log_std_max,
             cfg.hidden_depth,
             pixels=self.curl,
-            members=members,
         )
         for module in (self.encoder, self.critic, self.actor):
             module.to(self.device)
@@ -168,9 +169,8 @@ class SACCURLAgent(Checkpointable):
         ]
         self.critic_params = [*self.encoder.parameters(), *self.critic.parameters()]
         if self.curl:
-            # CURL's bilinear similarity W (ref. code: torch.rand init), one per member.
-            lead = () if members is None else (members,)
-            self.curl_w = nn.Parameter(torch.rand(*lead, cfg.feature_dim, cfg.feature_dim))
+            # CURL's bilinear similarity W (ref. code: torch.rand init).
+            self.curl_w = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim))
             self.curl_w.data = self.curl_w.data.to(self.device)
             critic_groups.append({"params": [self.curl_w], "lr": cfg.curl_lr})
             self.critic_params.append(self.curl_w)
@@ -178,8 +178,8 @@ class SACCURLAgent(Checkpointable):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # CURL's actor copies (ties) the critic's conv weights: here it *uses* the critic's conv.
         self.actor.projection.load_state_dict(self.encoder.projection.state_dict())
-        self.log_alpha = member_scalar(
-            np.log(cfg.init_temperature), members, self.device
+        self.log_alpha = torch.full(
+            (), float(np.log(cfg.init_temperature)), device=self.device
         ).requires_grad_()
         self.target_entropy = target_entropy(action_dim)
 
@@ -196,8 +196,6 @@ class SACCURLAgent(Checkpointable):
         }
 
         self._conv = self.encoder.conv
-        # Where the batch runs in a tensor: after the member dimension, if any.
-        self._batch_dim = 0 if members is None else 1
         self._target_encoder = self.encoder_target
         # The update's forward in its two fixed shapes (critic only; critic, actor and alpha):
         # the every-2nd choice is made by ``update``, outside, so each is branch-free.
@@ -219,7 +217,7 @@ class SACCURLAgent(Checkpointable):
     def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         """One fused SAC + CURL update (see the module docstring).
 
-        Metrics are 0-d tensors ((M,) with members) left on the device: reading them would
+        Metrics are 0-d tensors left on the device: reading them would
         synchronise the host with the device at every update; the harness averages them and
         reads them once per evaluation."""
         cfg = self.config
@@ -229,15 +227,13 @@ class SACCURLAgent(Checkpointable):
         obs = self.augment(batch.obs)
         next_obs = self.augment(batch.next_obs)
         # CURL's positive: an independent crop of obs, encoded with next_obs by the target.
-        positive = self.augment(batch.obs) if self.curl else batch.obs.narrow(self._batch_dim, 0, 0)
+        positive = self.augment(batch.obs) if self.curl else batch.obs.narrow(0, 0, 0)
         total, metrics = self._losses[update_actor](batch, obs, next_obs, positive)
 
         optimisers = self._optimisers[update_actor]
         for optimiser in optimisers:
             optimiser.zero_grad(set_to_none=True)
-        # One backward (one compiled graph) of the losses summed over members: each member's
-        # gradient is its own loss's (baselines/common/members.py).
-        total.sum().backward(inputs=self._params[update_actor])
+        total.backward(inputs=self._params[update_actor])  # each loss reaches its own parameters
         for optimiser in optimisers:
             optimiser.step()
         if update_target:
@@ -253,61 +249,85 @@ class SACCURLAgent(Checkpointable):
         positive: torch.Tensor,
         with_actor: bool,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The update's forward: every loss at the parameters the update starts from.
+        """SAC-CURL's whole loss, every term at the parameters the update starts from, in the
+        order it is computed: the soft TD target, the critic's regression on it, CURL, and
+        (``with_actor``) the actor and the temperature.
 
-        Returns the summed loss (critic + penalty + CURL, and with ``with_actor`` the actor and
-        alpha losses, each of which reaches only its own parameters) and the metrics. For a
-        fixed ``with_actor`` there is no
-        Python branching on tensors and no host sync, so ``torch.compile(fullgraph=True)``
-        captures it whole (``tests/test_baselines.py``)."""
-        cfg = self.config
-        size, batch_dim = obs.shape[self._batch_dim], self._batch_dim
+        Returns their sum (each term reaches only its own parameters) and the metrics. For a
+        fixed ``with_actor`` there is no Python branching on tensors and no host sync, so
+        ``torch.compile(fullgraph=True)`` captures it whole (``tests/test_baselines.py``)."""
         alpha = self.log_alpha.detach().exp()
         with self._autocast():
-            with torch.no_grad():
-                h_next = self._conv(next_obs)
-                next_policy = self.actor(h_next)
-                next_action, next_log_pi = self.actor.sample(*next_policy)
-                keys = self._target_encoder(torch.cat([next_obs, positive], dim=batch_dim))
-                z_next, z_positive = keys.split([size, keys.shape[batch_dim] - size], batch_dim)
-                target_q = td_target(
-                    *self.critic_target(z_next, next_action),
-                    next_log_pi * cfg.backup_entropy,
-                    alpha,
-                    batch.reward,
-                    batch.not_done,
-                    cfg.discount,
-                )
-            h = self._conv(obs)
-            z = self.encoder.projection(h)
-            q1, q2 = self.critic(z, batch.action)
-            critic_loss = member_mse(q1.float(), target_q, self.members) + member_mse(
-                q2.float(), target_q, self.members
-            )
-            penalty, metrics = self.critic_penalty(batch, h, z, q1, q2, next_policy)
+            target_q, _, z_positive = self.soft_td_target(batch, next_obs, positive, alpha)
+            h, z, q1, q2 = self.critic_forward(obs, batch.action)
+            critic_loss = double_q_loss(q1, q2, target_q)
             curl_loss = self.curl_loss(z, z_positive)
-            metrics |= {"critic_loss": critic_loss, "q1": member_mean(q1, self.members)}
-            if self.curl:
-                metrics["curl_loss"] = curl_loss
+            metrics = self.critic_metrics(critic_loss, q1, curl_loss)
             if with_actor:
-                pi, log_pi = self.actor.sample(*self.actor(h.detach()))
-                # The Q heads' weights as constants: the actor loss then reaches the actor
-                # alone, so one backward of the summed losses gives each part its gradient.
-                frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
-                actor_q = torch.min(*functional_call(self.critic, frozen, (z.detach(), pi)))
-                actor_loss = member_mean((alpha * log_pi - actor_q).float(), self.members)
-                alpha_loss = member_mean(
-                    self.log_alpha.exp() * (-log_pi - self.target_entropy).detach(), self.members
-                )
-                metrics |= {
-                    "actor_loss": actor_loss,
-                    "alpha": per_member(alpha, self.members),
-                    "entropy": member_mean(-log_pi, self.members),
-                }
-        total = critic_loss + penalty + curl_loss
+                actor_loss, alpha_loss, actor_metrics = self.actor_losses(h, z, alpha)
+                metrics |= actor_metrics
+        total = critic_loss + curl_loss
         if with_actor:
             total = total + actor_loss + alpha_loss
         return total, metrics
+
+    # -- the pieces of the loss, named (CQL-CURL's loss uses them too) ---------------------------
+    def soft_td_target(
+        self,
+        batch: TransitionBatch,
+        next_obs: torch.Tensor,
+        positive: torch.Tensor,
+        alpha: torch.Tensor,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """No grad: SAC's soft TD target from the target critic at a' ~ pi(s'), the policy's
+        (mu, log_std) at s', and CURL's keys of the positives (the target encoder sees s' and
+        the positives in one pass)."""
+        cfg = self.config
+        size = next_obs.shape[0]
+        with torch.no_grad():
+            next_policy = self.actor(self._conv(next_obs))
+            next_action, next_log_pi = self.actor.sample(*next_policy)
+            keys = self._target_encoder(torch.cat([next_obs, positive]))
+            z_next, z_positive = keys.split([size, keys.shape[0] - size])
+            target_q = td_target(
+                *self.critic_target(z_next, next_action),
+                next_log_pi * cfg.backup_entropy,
+                alpha,
+                batch.reward,
+                batch.not_done,
+                cfg.discount,
+            )
+        return target_q, next_policy, z_positive
+
+    def critic_forward(
+        self, obs: torch.Tensor, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """With grad: conv features h and encoder output z of ``obs``, and both Q heads at the
+        dataset's actions."""
+        h = self._conv(obs)
+        z = self.encoder.projection(h)
+        return h, z, *self.critic(z, action)
+
+    def critic_metrics(
+        self, critic_loss: torch.Tensor, q1: torch.Tensor, curl_loss: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        metrics = {"critic_loss": critic_loss, "q1": q1.mean()}
+        if self.curl:
+            metrics["curl_loss"] = curl_loss
+        return metrics
+
+    def actor_losses(
+        self, h: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """SAC's actor loss (on detached features, the Q heads' weights as constants: it reaches
+        the actor alone) and the temperature's loss toward the target entropy."""
+        pi, log_pi = self.actor.sample(*self.actor(h.detach()))
+        frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
+        actor_q = torch.min(*functional_call(self.critic, frozen, (z.detach(), pi)))
+        actor_loss = (alpha * log_pi - actor_q).float().mean()
+        alpha_loss = (self.log_alpha.exp() * (-log_pi - self.target_entropy).detach()).mean()
+        metrics = {"actor_loss": actor_loss, "alpha": alpha, "entropy": (-log_pi).mean()}
+        return actor_loss, alpha_loss, metrics
 
     def curl_loss(self, z: torch.Tensor, z_positive: torch.Tensor) -> torch.Tensor:
         """CURL's InfoNCE loss of the anchors ``z`` against the keys (0 on states: no CURL)."""
@@ -315,54 +335,27 @@ class SACCURLAgent(Checkpointable):
             return torch.zeros((), device=z.device)
         logits = curl_logits(z, z_positive, self.curl_w).float()
         labels = torch.arange(logits.shape[-1], device=logits.device)
-        if self.members is None:
-            return F.cross_entropy(logits, labels)
-        # Per member: (M, B, B) logits, each member's anchors against its own keys.
-        losses = F.cross_entropy(
-            logits.flatten(0, 1), labels.repeat(self.members), reduction="none"
-        )
-        return losses.view(self.members, -1).mean(1)
-
-    def critic_penalty(
-        self,
-        batch: TransitionBatch,
-        h: torch.Tensor,
-        z: torch.Tensor,
-        q1: torch.Tensor,
-        q2: torch.Tensor,
-        next_policy: tuple[torch.Tensor, torch.Tensor],
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """An extra critic loss term (none for SAC-CURL; CQL-CURL adds CQL(H)).
-
-        h, z: conv features and encoder output of the augmented ``obs`` (with grad);
-        q1, q2: Q of the dataset actions; next_policy: the actor's (mu, log_std) at ``next_obs``
-        (no grad). Returns the term and metrics (0-d tensors).
-        """
-        return torch.zeros((), device=z.device), {}
+        return F.cross_entropy(logits, labels)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """uint8 (C*stack, H, W) frames or a (D,) state -> action in [-1, 1] (no augmentation);
-        with members, (M, C*stack, H, W) frames or (M, D) states -> (M, A) actions."""
-        x = as_batch(obs, self.members, self.device)
+        """uint8 (C*stack, H, W) frames or a (D,) state -> action in [-1, 1] (no augmentation)."""
+        x = torch.as_tensor(obs, device=self.device)[None]
         with self._autocast():
             mu, log_std = self.actor(self._conv(x))
             action = torch.tanh(mu) if deterministic else self.actor.sample(mu, log_std)[0]
-        return first(action, self.members).float().cpu().numpy()
+        return action[0].float().cpu().numpy()
 
     @torch.no_grad()
     def value(self, obs: np.ndarray) -> float:
         """The critic's estimate Q(s, pi(s)) for the deterministic action: min of the two heads
         (the value SAC bootstraps with). A soft Q: it includes the entropy bonus the TD target
-        adds (``-alpha log pi`` per future step), which the environment's return does not.
-        With members: an (M,) array, one estimate per member."""
-        x = as_batch(obs, self.members, self.device)
+        adds (``-alpha log pi`` per future step), which the environment's return does not."""
+        x = torch.as_tensor(obs, device=self.device)[None]
         with self._autocast():
             h = self._conv(x)
             action = torch.tanh(self.actor(h)[0])
             q = torch.min(*self.critic(self.encoder.projection(h), action))
-        if self.members is not None:
-            return first(q, self.members)[:, 0].float().cpu().numpy()
         return float(q.float().item())
 
     # -- checkpointing -----------------------------------------------------------------------
@@ -385,23 +378,8 @@ class SACCURLAgent(Checkpointable):
 
 
 # -- losses (pure functions, tested on hand-built inputs) -------------------------------------
-def td_target(
-    target_q1: torch.Tensor,
-    target_q2: torch.Tensor,
-    next_log_pi: torch.Tensor,
-    alpha: torch.Tensor,
-    reward: torch.Tensor,
-    not_done: torch.Tensor,
-    discount: float,
-) -> torch.Tensor:
-    """SAC's soft TD target r + gamma * not_done * (min(Q1', Q2') - alpha log pi(a'|s')), (B, 1)."""
-    soft_value = torch.min(target_q1, target_q2).float() - alpha * next_log_pi.float()
-    return reward + not_done * discount * soft_value
-
-
 def curl_logits(anchor: torch.Tensor, positive: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """CURL's bilinear logits ``anchor W positive^T`` (B, B), each row minus its max (as the
-    reference, for stability); the positives are the diagonal (labels ``arange(B)``). With
-    members, anchor and positive (M, B, F) and W (M, F, F) give (M, B, B)."""
+    reference, for stability); the positives are the diagonal (labels ``arange(B)``)."""
     logits = anchor @ (w @ positive.transpose(-2, -1))
     return logits - logits.max(dim=-1, keepdim=True).values

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmark.harness import precision, profiles, ranges, registry
+from baselines import contract
+from benchmark.harness import precision, profiles, registry
 from benchmark.harness.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.harness.precision import PrecisionChoice
 from benchmark.harness.profiles import Profile
-from benchmark.harness.progress import SUMMARY_EVERY_S, RunProgress, interactive
 from benchmark.harness.results import ONLINE, Cell, check_writable
-from benchmark.harness.seed_groups import DEFAULT_VECTORIZE, VECTORIZE_CHOICES, group_tasks
 from benchmark.harness.variant_eval import parse_eval_variants
+from benchmark.progress import SUMMARY_EVERY_S, RunProgress, interactive
 
 EXIT_FAILED_CELLS = 1
 EXIT_USAGE = 2
@@ -136,11 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--vectorize-seeds",
-        choices=VECTORIZE_CHOICES,
-        default=DEFAULT_VECTORIZE,
-        help="on: train the seeds of each offline baseline and dataset as one vectorised model "
-        "in one process (each seed keeps its own cell, rows, checkpoint and failure); default "
-        f"{DEFAULT_VECTORIZE}, measured: slower than separate processes on 2-core CPUs (README, "
+        choices=("off",),
+        default="off",
+        help="only 'off' (kept so that existing commands parse): vectorised seeds were removed, "
+        "measured slower than separate seeds on CPUs for states and pixels (README, "
         "'Vectorised seeds')",
     )
     parser.add_argument(
@@ -237,11 +236,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
 def check_ranges(
     profile: Profile, specs: Sequence[registry.BaselineSpec], overrides: Overrides
 ) -> None:
-    """Every value within its declared range (``benchmark.harness.ranges``), before any cell starts;
-    raises :class:`~benchmark.harness.ranges.RangeError` naming the field, the value and the range."""
-    ranges.check(profile, f"profile {profile.name!r}")
+    """Every value within its declared range (``baselines.contract``), before any cell starts;
+    raises :class:`~baselines.contract.RangeError` naming the field, the value and the range."""
+    contract.check(profile, f"profile {profile.name!r}")
     for spec in specs:
-        ranges.check(overrides.config_for(spec, profile), f"{spec.name}'s config")
+        contract.check(overrides.config_for(spec, profile), f"{spec.name}'s config")
 
 
 # -- datasets ------------------------------------------------------------------------------------
@@ -378,8 +377,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         plan = make_plan(args)
         parse_eval_variants(args.eval_variants)
-        if args.vectorize_seeds == "on" and args.eval_variants:
-            raise ValueError("--eval-variants needs separate cells: drop --vectorize-seeds on")
     except (KeyError, ValueError, OverrideError) as error:
         parser.error(str(error.args[0] if isinstance(error, KeyError) else error))
     if args.workers is not None and args.workers < 1:
@@ -392,9 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     if args.plan:
         print_plan(plan)
-        if args.vectorize_seeds == "on":
-            print("--vectorize-seeds on: each offline baseline's seeds on a dataset train as one")
-            print("model in one worker; every seed above stays its own cell")
         print_cost(plan, args)
         return 0
     return execute(plan, args, budget)
@@ -420,7 +414,7 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     # The budget counts from here: datasets built on the fly are inside it.
-    stop_at = None if budget_s is None else runner._now() + budget_s - budget_reserve(budget_s)
+    stop_at = None if budget_s is None else runner.now() + budget_s - budget_reserve(budget_s)
     workers = args.workers or runner.default_workers(len(plan.cells))
     ensure_headless_gl()  # chosen once here; spawned workers inherit MUJOCO_GL
     try:
@@ -430,17 +424,16 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
         return EXIT_USAGE
     choice = decide_precision(plan, args.device, workers)
     tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at, choice)
-    units = group_tasks(tasks) if args.vectorize_seeds == "on" else tasks
     print_plan(plan)
     sys.stdout.flush()  # the plan before the cells' lines, when both go to one file
     summary_every_s = getattr(args, "summary_every_s", SUMMARY_EVERY_S)
     progress = RunProgress(len(tasks), bars=interactive(), summary_every_s=summary_every_s)
     if args.launcher == "ray":
         outcomes = runner.run_ray(
-            units, workers, args.ray_address, progress.outcome, on_tick=progress.tick
+            tasks, workers, args.ray_address, progress.outcome, on_tick=progress.tick
         )
     else:
-        outcomes = runner.run_local(units, workers, progress.outcome, on_tick=progress.tick)
+        outcomes = runner.run_local(tasks, workers, progress.outcome, on_tick=progress.tick)
     progress.close()
     print(summary_table(outcomes))
     print(f"results: {root}  (report: python -m benchmark.report --results {args.results})")

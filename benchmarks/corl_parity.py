@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from baselines.bc import BCStateConfig
-from baselines.drqbc import TD3BCStateConfig
+from baselines.td3bc import TD3BCStateConfig
 from benchmark.data.sampler import TransitionBatch
 from benchmarks.corl_reference import ReferenceBC, ReferenceTD3BC
 

@@ -25,8 +25,8 @@ from torch.distributions import Normal
 
 from baselines.bc import BCStateConfig
 from baselines.cql_curl import CQLStateConfig
-from baselines.drqbc import TD3BCStateConfig
 from baselines.sac_curl import SACStateConfig
+from baselines.td3bc import TD3BCStateConfig
 from benchmark.data.sampler import TransitionBatch
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import torch
 
-from baselines.common.training import seed_everything
 from benchmark.data.sampler import TransitionBatch
 from benchmark.harness import registry
+from benchmark.harness.training import seed_everything
 
 BATCH, OBS_SHAPE, ACTION_DIM = 128, (9, 84, 84), 6
 ROUNDS, WARMUP = 6, 4  # warm-up: both compiled shapes (critic only; with the actor), twice

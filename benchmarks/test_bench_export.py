@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from benchmark.datasets import build_dataset, export
-from benchmark.datasets.build import _zstd_arrow_writes
+from benchmark.datasets.build import zstd_arrow_writes
 from benchmark.datasets.store import dataset_dir, folder_bytes
 
 RANDOM_ID = "vorb/walker-walk/random-v0"
@@ -39,7 +39,7 @@ def _tile(source_id: str, target_id: str, copies: int) -> None:
     source = minari.load_dataset(source_id)
     episode = next(source.iterate_episodes())
     (dataset_dir(target_id) / "data").mkdir(parents=True)
-    with _zstd_arrow_writes():
+    with zstd_arrow_writes():
         storage = MinariStorage.new(
             dataset_dir(target_id) / "data",
             observation_space=source.observation_space,

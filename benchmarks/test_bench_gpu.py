@@ -1,10 +1,7 @@
 """The GPU fast path's candidates, each against eager fp32 in the same run (CUDA only).
 
 For every baseline at batch 128 on 9x84x84 stacks: the update as eager fp32, under
-``torch.compile``, with TF32 matmuls and convolutions, under bf16 autocast, and as vectorised
-seeds (``members3``/``members8``: one model of 3 or 8 seeds, whose ``vs_eager`` is the aggregate
-cell-updates/s against one eager seed's: the figure that decides ``--vectorize-seeds`` on a GPU,
-README "Vectorised seeds"); then a learning
+``torch.compile``, with TF32 matmuls and convolutions and under bf16 autocast; then a learning
 check of each variant against eager fp32 lives in ``tests/test_gpu_paths.py`` (a test, not a
 timing). A variant becomes a default only if it is faster *and* passes that check.
 
@@ -24,27 +21,22 @@ from typing import Any
 import pytest
 import torch
 
-from baselines.common.training import seed_everything
 from benchmark.data.sampler import TransitionBatch
 from benchmark.harness import registry
+from benchmark.harness.training import seed_everything
+from benchmark.lease.speed import GPU_BENCH_NAMES as NAMES
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 BATCH, OBS_SHAPE, ACTION_DIM = 128, (9, 84, 84), 6
 ROUNDS, WARMUP = 50, 10
-NAMES = ["sac-curl-offline", "cql-curl", "bc-pixels", "drqbc"]
-VARIANTS = ["eager", "compile", "tf32", "bf16", "members3", "members8"]
+VARIANTS = ["eager", "compile", "tf32", "bf16"]
 RATES: dict[tuple[str, str], float] = {}
 
 
-def members_of(variant: str) -> int | None:
-    """3 for ``members3``, 8 for ``members8``, None for the unvectorised variants."""
-    return int(variant.removeprefix("members")) if variant.startswith("members") else None
-
-
-def batches(count: int, seed: int = 0, members: int | None = None) -> list[TransitionBatch]:
+def batches(count: int, seed: int = 0) -> list[TransitionBatch]:
     generator = torch.Generator(device="cuda").manual_seed(seed)
-    size = (BATCH,) if members is None else (members, BATCH)
+    size = (BATCH,)
 
     def one() -> TransitionBatch:
         pixels = lambda: torch.randint(  # noqa: E731
@@ -83,15 +75,14 @@ def make_update(name: str, variant: str) -> Callable[[TransitionBatch], dict[str
     seed_everything(0)
     spec = registry.get(name)
     config = dataclasses.replace(spec.default_config(), batch_size=BATCH)
-    members = members_of(variant)
-    agent = spec.agent_class()(config, OBS_SHAPE, ACTION_DIM, torch.device("cuda"), members)
+    agent = spec.agent_class()(config, OBS_SHAPE, ACTION_DIM, torch.device("cuda"))
     return torch.compile(agent.update) if variant == "compile" else agent.update
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", NAMES)
 def test_bench_gpu_update(benchmark: Any, name: str, variant: str) -> None:
-    update, data = make_update(name, variant), batches(8, members=members_of(variant))
+    update, data = make_update(name, variant), batches(8)
     step = iter(range(10**9))
 
     def one_update() -> None:
@@ -100,9 +91,7 @@ def test_bench_gpu_update(benchmark: Any, name: str, variant: str) -> None:
 
     with variant_context(variant):
         benchmark.pedantic(one_update, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    RATES[name, variant] = (
-        members_of(variant) or 1
-    ) / benchmark.report.stats.stats.mean  # cell-updates
+    RATES[name, variant] = 1 / benchmark.report.stats.stats.mean
     benchmark.extra_info |= {
         "updates_per_s": RATES[name, variant],
         "vs_eager": RATES[name, variant] / RATES.get((name, "eager"), float("nan")),

@@ -1,14 +1,12 @@
 """The state baselines' updates against plain per-seed reference-style updates, same run.
 
 Run: ``bash scripts/bench.sh -k state_vs_reference``. For each offline state baseline (walker
-sizes: state 24, action 6, the registered config's batch and networks), three cases measured
+sizes: state 24, action 6, the registered config's batch and networks), two cases measured
 as separate pytest-benchmark runs: the reference-style update of ``benchmarks/corl_reference.py``
-(one seed), VORB's update of one seed (``members=None``) and VORB's vectorised update of S seeds
-(``members=S``). Reported, in each case's ``extra_info`` and in the table printed at the end:
+(one seed) and VORB's update of one seed (vectorised seeds were removed: README). Reported, in
+each case's ``extra_info`` and in the table printed at the end:
 
 - per-seed ratio = reference time / VORB's one-seed time;
-- aggregate ratio = S * reference time / VORB's S-member time (cell-updates/s against the
-  reference's, S seeds trained one after the other);
 - the arithmetic floor: each case's FLOPs per update (``torch.utils.flop_counter``) over the
   fp32 matrix-product rate measured first in the same run (``test_bench_sgemm``: a 256 x 256
   by 256 x 256 product, the updates' dominant shape); ``of_limit`` = floor / median time. An
@@ -20,7 +18,7 @@ as separate pytest-benchmark runs: the reference-style update of ``benchmarks/co
 
 Times are medians (robust to other processes' load); one torch thread. Rounds are even so that
 TD3+BC's every-2nd actor step is fairly represented. A pixel case (SAC-CURL at its own batch) sets
-CURL's update written plainly (``curl_reference.py``) against one seed and ``members=3``.
+CURL's update written plainly (``curl_reference.py``) against one seed.
 """
 
 from __future__ import annotations
@@ -34,10 +32,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from baselines.common.training import seed_everything
 from benchmark.data.sampler import TransitionBatch
 from benchmark.harness import registry
 from benchmark.harness.precision import BF16, supports_autocast, with_precision
+from benchmark.harness.training import seed_everything
 from benchmarks.corl_reference import ReferenceBC, ReferenceCQL, ReferenceSAC, ReferenceTD3BC
 from benchmarks.curl_reference import ReferenceSACCURL
 
@@ -60,9 +58,8 @@ def cases() -> list[tuple[str, str]]:
     """(baseline, case) in measuring order: the reference first, so ratios can be computed."""
     out = []
     for name in REFERENCES:
-        sizes = ("members3",) if name in SLOW else ("members3", "members8")
         bf16 = ("seed-bf16",) if supports_autocast(registry.get(name).config_class()) else ()
-        out += [(name, "reference"), (name, "seed"), *((name, s) for s in (*sizes, *bf16))]
+        out += [(name, "reference"), (name, "seed"), *((name, s) for s in bf16)]
     return out
 
 
@@ -159,7 +156,7 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
     else:
         if case == "seed-bf16":
             config = with_precision(config, BF16)
-        agent = spec.agent_class()(config, (STATE_DIM,), ACTION_DIM, "cpu", members)
+        agent = spec.agent_class()(config, (STATE_DIM,), ACTION_DIM, "cpu")
     batch = state_batch(config.batch_size, members)
     rounds = SLOW_ROUNDS if name in SLOW else ROUNDS
     benchmark.pedantic(agent.update, args=(batch,), rounds=rounds, warmup_rounds=WARMUP)
@@ -169,17 +166,17 @@ def test_bench_state_update(benchmark: Any, name: str, case: str) -> None:
     benchmark.extra_info |= ratios(name, case) | floor_ratios(name, case)
 
 
-@pytest.mark.parametrize("case", ["reference", "seed", "members3"])
-def test_bench_pixel_members(benchmark: Any, case: str) -> None:
+@pytest.mark.parametrize("case", ["reference", "seed"])
+def test_bench_pixel_update(benchmark: Any, case: str) -> None:
     """SAC-CURL on 9x84x84 stacks at its batch: CURL's own update written plainly
-    (``benchmarks/curl_reference.py``), one seed, and 3 members."""
+    (``benchmarks/curl_reference.py``) and one seed."""
     seed_everything(0)
     spec, members = registry.get("sac-curl-offline"), members_of(case)
     config = spec.default_config()
     if case == "reference":
         agent: Any = ReferenceSACCURL(config, PIXELS, ACTION_DIM)
     else:
-        agent = spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu", members)
+        agent = spec.agent_class()(config, PIXELS, ACTION_DIM, "cpu")
     generator = torch.Generator().manual_seed(0)
     lead = () if members is None else (members,)
     size = (*lead, config.batch_size)
@@ -199,7 +196,7 @@ def test_bench_state_summary(benchmark: Any, capsys: pytest.CaptureFixture[str])
     """The table of this run: medians and ratios (no timing of its own)."""
     benchmark.pedantic(lambda: None, rounds=1)
     rows = []
-    pixel_cases = [("sac-curl-pixels", case) for case in ("reference", "seed", "members3")]
+    pixel_cases = [("sac-curl-pixels", case) for case in ("reference", "seed")]
     for name, case in [*cases(), *pixel_cases]:
         if (name, case) in MEDIANS:
             extra = ratios(name, case) | floor_ratios(name, case)
@@ -219,11 +216,3 @@ def test_bench_state_summary(benchmark: Any, capsys: pytest.CaptureFixture[str])
                     f"  {name}: fp32 per-seed ratio at most {1e3 * reference / floor['floor_ms']:.2f}x"
                     " (reference time / VORB's one-seed floor)"
                 )
-        seed, group = (
-            MEDIANS.get(("sac-curl-pixels", "seed")),
-            MEDIANS.get(("sac-curl-pixels", "members3")),
-        )
-        if seed and group:
-            print(
-                f"  pixel SAC-CURL: 3 members = {3 * seed / group:.2f}x one seed's cell-updates/s"
-            )

@@ -23,15 +23,15 @@ def minari_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local launcher without worker processes (so monkeypatched clocks reach the cells):
-    each unit (a cell, or a group of vectorised seeds) runs in this process."""
+    each cell runs in this process."""
     from benchmark.harness import runner
 
-    def launch(units: list, workers: int, on_outcome: Any, **_: Any) -> list:
+    def launch(tasks: list, workers: int, on_outcome: Any, **_: Any) -> list:
         outcomes = []
-        for unit in units:
-            for outcome in runner.run_unit(unit):
-                outcomes.append(outcome)
-                on_outcome(outcome)
+        for task in tasks:
+            outcome = runner.run_cell(task)
+            outcomes.append(outcome)
+            on_outcome(outcome)
         return outcomes
 
     monkeypatch.setattr(runner, "run_local", launch)

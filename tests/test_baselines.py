@@ -19,12 +19,12 @@ import torch.nn.functional as F
 
 import benchmark  # noqa: F401  (registers the ids)
 from baselines.common.augment import random_crop
-from baselines.common.training import make_trainer, seed_everything
 from baselines.sac_curl import curl_logits, td_target
 from benchmark.data.envs import ENV_ID, STATE_ENV_ID
 from benchmark.data.sampler import FrameReplay, TransitionBatch
 from benchmark.data.state_replay import StateNormalizer, StateReplay
 from benchmark.harness import registry
+from benchmark.harness.training import make_trainer, seed_everything
 
 DEVICE = torch.device("cpu")
 EPISODES, ACTION_DIM = 6, 6

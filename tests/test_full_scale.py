@@ -145,7 +145,7 @@ def test_a_budgeted_run_then_a_resumed_run_equal_an_uninterrupted_run(
     assert run.main(smoke_argv(tmp_path / "whole", *extra)) == 0
 
     clock = SteppingClock()
-    monkeypatch.setattr(runner, "_now", clock)
+    monkeypatch.setattr(runner, "now", clock)
     monkeypatch.setattr(run, "budget_reserve", lambda budget: 0.0)
     budgeted = smoke_argv(tmp_path / "split", *extra)
     assert run.main([*budgeted, "--time-budget", "4s"]) == run.EXIT_INCOMPLETE
@@ -167,7 +167,7 @@ def test_an_unreadable_checkpoint_fails_its_cell_naming_the_file(
     tmp_path: Path, in_process: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = SteppingClock()
-    monkeypatch.setattr(runner, "_now", clock)
+    monkeypatch.setattr(runner, "now", clock)
     monkeypatch.setattr(run, "budget_reserve", lambda budget: 0.0)
     argv = smoke_argv(tmp_path / "r", "--algos", "bc-pixels")
     assert run.main([*argv, "--time-budget", "3"]) == run.EXIT_INCOMPLETE

@@ -13,11 +13,11 @@ import dataclasses
 import pytest
 import torch
 
-from baselines.common.training import make_trainer
 from benchmark.data.sampler import FrameReplay
 from benchmark.datasets import build_dataset
 from benchmark.harness import registry
 from benchmark.harness.evaluation import Protocol, evaluate, reference_scores
+from benchmark.harness.training import make_trainer
 
 pytestmark = pytest.mark.slow
 

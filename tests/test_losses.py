@@ -14,8 +14,8 @@ from baselines.common.augment import random_shift, shift_by
 from baselines.common.encoder import PixelEncoder
 from baselines.common.sac import soft_update, squashed_sample
 from baselines.cql_curl import cql_gap
-from baselines.drqbc import clipped_noise_action, td3_bc_actor_loss
 from baselines.sac_curl import curl_logits, td_target
+from baselines.td3bc import clipped_noise_action, td3_bc_actor_loss
 
 
 def test_cql_gap_matches_a_direct_loop() -> None:
@@ -150,12 +150,12 @@ def test_td3_bc_actor_loss_and_clipped_noise() -> None:
 
 def _td3bc_after_one_update(actor_critic: str) -> tuple[object, object]:
     """A real TD3+BC-on-states agent after one update (its actor steps at update 0)."""
-    from baselines.drqbc import DrQBCAgent, TD3BCStateConfig
+    from baselines.td3bc import TD3BCAgent, TD3BCStateConfig
     from benchmark.data.sampler import TransitionBatch
 
     torch.manual_seed(0)
     config = dataclasses.replace(TD3BCStateConfig(), hidden_dim=32, actor_critic=actor_critic)
-    agent = DrQBCAgent(config, (24,), 6, "cpu")
+    agent = TD3BCAgent(config, (24,), 6, "cpu")
     g = torch.Generator().manual_seed(1)
     batch = TransitionBatch(
         obs=torch.randn(16, 24, generator=g),

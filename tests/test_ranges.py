@@ -9,9 +9,10 @@ from typing import Literal
 
 import pytest
 
+from baselines import contract
+from baselines.contract import Choice, Count, Fraction, Range, RangeError, field_ranges
 from benchmark import run
-from benchmark.harness import profiles, ranges, registry
-from benchmark.harness.ranges import Choice, Count, Fraction, Range, RangeError, field_ranges
+from benchmark.harness import profiles, registry
 from benchmark.harness.registry import BaselineSpec
 
 
@@ -51,10 +52,10 @@ def test_out_of_range_values_name_field_value_and_range(
 def test_every_built_in_default_is_within_its_declared_range() -> None:
     for name in registry.names():
         config = registry.get(name).default_config()
-        ranges.check(config, name)
+        contract.check(config, name)
         assert "batch_size" in field_ranges(type(config)), name  # declared for every baseline
     for profile in profiles.PROFILES.values():
-        ranges.check(profile, profile.name)
+        contract.check(profile, profile.name)
     # A subclass that only changes a default keeps its base's range.
     state = registry.get("sac-state-offline").config_class()
     assert field_ranges(state)["critic_tau"] == Range(0, 1, low_open=True)
@@ -68,7 +69,7 @@ def test_ranges_include_and_exclude_their_bounds() -> None:
     assert fraction.contains(1.0) and not fraction.contains(0.0) and not fraction.contains(1.01)
     assert not Range(low=1).contains(float("nan")) and not Range(low=1).contains(True)
     with pytest.raises(RangeError, match=r"x: out of range: tau=0.0 \(valid: in \(0, 1\]\)"):
-        ranges.check(PluginConfig(tau=0.0), "x")
+        contract.check(PluginConfig(tau=0.0), "x")
 
 
 # -- a plugin's config gets the same check by declaring its ranges --------------------------

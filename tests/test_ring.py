@@ -17,12 +17,12 @@ import pytest
 import torch
 
 import benchmark  # noqa: F401  (registers the ids)
-from baselines.common.training import OnlineTrainer, make_trainer
 from benchmark.atomic import atomic_write
 from benchmark.data.envs import ENV_ID
 from benchmark.data.replay_store import CHUNK_GLOB, ChunkError
 from benchmark.data.sampler import FrameReplay, FrameStacker
 from benchmark.harness import registry
+from benchmark.harness.training import OnlineTrainer, make_trainer
 
 K = 3
 HWC = (2, 3, 3)

@@ -156,3 +156,57 @@ def test_a_run_logged_to_a_file_writes_one_line_per_cell_event(tmp_path: Path) -
         line for line in text.splitlines() if "[run] " in line and "cells finished" in line
     ]
     assert summaries and "2 of 2 cells finished (done 2), 0 to go" in summaries[-1]
+
+
+def test_a_rerun_right_after_kill_9_of_the_whole_run_waits_and_finishes(tmp_path: Path) -> None:
+    """Every baseline's smoke grid, its process group SIGKILLed once half its cells hold a
+    checkpoint, the same command started at once: it waits for locks still held by dying
+    workers (runner.LOCK_WAIT_S), finishes every cell and gives an uninterrupted run's tables."""
+    args = ("--algos", "all", "--workers", "2")
+    process = subprocess.Popen(
+        command(tmp_path / "killed", *args),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while len(list((tmp_path / "killed").rglob("checkpoint.pt"))) < len(registry.names()) // 2:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    rerun = run_cli(tmp_path / "killed", *args)  # at once: no wait for the group to be reaped
+    process.wait()
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "busy" not in rerun.stdout
+    fresh = run_cli(tmp_path / "fresh", *args)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    killed, uninterrupted = load_results(tmp_path / "killed"), load_results(tmp_path / "fresh")
+    pd.testing.assert_frame_equal(comparable(killed), comparable(uninterrupted))
+
+
+def test_a_held_cell_lock_is_waited_for_a_bounded_time(tmp_path: Path) -> None:
+    """A lock held by a process that is going away is taken once it goes; one held past the
+    wait is reported busy."""
+    from benchmark.harness.results import Cell, CellPaths
+    from benchmark.harness.runner import cell_lock
+
+    paths = CellPaths.of(tmp_path, Cell("bc-state", RANDOM, 0, "smoke"))
+    paths.folder.mkdir(parents=True)
+    holder = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX);"
+        "print('held', flush=True); time.sleep(float(sys.argv[2]))"
+    )
+    for hold_s, wait_s, expected in ((1.0, 30.0, True), (5.0, 0.5, False)):
+        child = subprocess.Popen(
+            [sys.executable, "-c", holder, str(paths.folder / ".lock"), str(hold_s)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None and child.stdout.readline() == "held\n"
+        started = time.monotonic()
+        with cell_lock(paths, wait_s=wait_s) as locked:
+            assert locked == expected
+        assert time.monotonic() - started < wait_s + 1
+        child.kill()
+        child.wait()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from baselines.cql_curl import CQLCURLAgent, CQLCURLConfig
-from baselines.drqbc import DrQBCAgent, DrQBCConfig
+from baselines.td3bc import DrQBCConfig, TD3BCAgent
 from benchmark.data.sampler import TransitionBatch
 
 OBS, ACTIONS = (9, 84, 84), 6
@@ -23,7 +23,7 @@ def vd4rl_stddev(global_step: int) -> float:
 
 
 def test_drqbc_exploration_std_follows_vd4rl_in_updates() -> None:
-    agent = DrQBCAgent(dataclasses.replace(DrQBCConfig(), hidden_dim=32), OBS, ACTIONS, "cpu")
+    agent = TD3BCAgent(dataclasses.replace(DrQBCConfig(), hidden_dim=32), OBS, ACTIONS, "cpu")
     # V-D4RL updates at every 2nd global step: its k-th update sees global step 2k.
     for update in (0, 1, 10_000, 62_500, 124_999, 125_000, 200_000, 550_000):
         agent.updates = update

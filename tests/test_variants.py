@@ -35,13 +35,9 @@ from benchmark.datasets.rerender import (
 from benchmark.datasets.store import DatasetError, build_record, digest_episodes, is_built
 from benchmark.datasets.verify import verify_dataset
 from benchmark.harness.results import load_results
-from benchmark.harness.variant_eval import (
-    VARIANT_COLUMNS,
-    load_variant_results,
-    parse_eval_variants,
-    report_section,
-)
+from benchmark.harness.variant_eval import VARIANT_COLUMNS, parse_eval_variants
 from benchmark.report.leaderboard import main as report_main
+from benchmark.report.variants import load_variant_results, report_section
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER_VARIANTS = [name for name in VARIANTS if name != DEFAULT]

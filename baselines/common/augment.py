@@ -30,16 +30,9 @@ def shift_by(obs: torch.Tensor, shifts: torch.Tensor, pad: int) -> torch.Tensor:
 
 def random_shift(obs: torch.Tensor, pad: int = 4) -> torch.Tensor:
     """DrQ's random shift: each image moved by an independent integer offset in [-pad, pad]^2,
-    edges replicated. Uses torch's global RNG of ``obs``'s device.
-
-    ``obs`` is (B, C, H, W) or, for vectorised members, (M, B, C, H, W): the shift is per image,
-    so the M * B images are shifted as one batch (each its own offset) and reshaped back."""
-    if obs.ndim == 4:
-        shifts = torch.randint(0, 2 * pad + 1, (obs.shape[0], 2), device=obs.device)
-        return shift_by(obs, shifts, pad)
-    images = obs.flatten(0, -4)
-    shifts = torch.randint(0, 2 * pad + 1, (images.shape[0], 2), device=obs.device)
-    return shift_by(images, shifts, pad).unflatten(0, obs.shape[:-3])
+    edges replicated, on (B, C, H, W) frames. Uses torch's global RNG of ``obs``'s device."""
+    shifts = torch.randint(0, 2 * pad + 1, (obs.shape[0], 2), device=obs.device)
+    return shift_by(obs, shifts, pad)
 
 
 # CURL's random crop on 84x84 frames: a random crop of the padded frame (see the module doc).

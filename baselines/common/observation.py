@@ -20,17 +20,9 @@ from torch import nn
 
 from baselines.common.augment import random_shift
 from baselines.common.encoder import ConvTrunk, PixelEncoder
+from baselines.contract import obs_kind_of
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
-
-
-def obs_kind(obs_shape: Sequence[int]) -> str:
-    """``"state"`` for a vector observation, ``"pixels"`` for a (C, H, W) frame stack."""
-    if len(obs_shape) == 1:
-        return "state"
-    if len(obs_shape) == 3:
-        return "pixels"
-    raise ValueError(f"observation shape {tuple(obs_shape)} is neither (D,) nor (C, H, W)")
 
 
 class StateTrunk(nn.Module):
@@ -63,28 +55,26 @@ def make_encoder(
     feature_dim: int,
     num_layers: int,
     num_filters: int,
-    members: int | None = None,
 ) -> PixelEncoder | StateEncoder:
-    """The encoder of the observation kind (the conv arguments apply to pixels only); with
-    ``members``, M independent encoders in one (the state encoder has no parameters)."""
-    if obs_kind(obs_shape) == "state":
+    """The encoder of the observation kind (the conv arguments apply to pixels only)."""
+    if obs_kind_of(obs_shape) == "state":
         return StateEncoder(obs_shape)
     shape = tuple(obs_shape)
-    return PixelEncoder(shape, feature_dim, num_layers, num_filters, members)  # type: ignore[arg-type]
+    return PixelEncoder(shape, feature_dim, num_layers, num_filters)  # type: ignore[arg-type]
 
 
 def make_trunk(
-    obs_shape: Sequence[int], num_layers: int, num_filters: int, members: int | None = None
+    obs_shape: Sequence[int], num_layers: int, num_filters: int
 ) -> ConvTrunk | StateTrunk:
     """The trunk alone, for heads that keep their own projection (BC)."""
-    if obs_kind(obs_shape) == "state":
+    if obs_kind_of(obs_shape) == "state":
         return StateTrunk(obs_shape)
-    return ConvTrunk(tuple(obs_shape), num_layers, num_filters, members)  # type: ignore[arg-type]
+    return ConvTrunk(tuple(obs_shape), num_layers, num_filters)  # type: ignore[arg-type]
 
 
 def make_augment(obs_shape: Sequence[int], pad: int) -> Augment:
     """Random shift by up to ``pad`` pixels for frames; the identity for states."""
-    if obs_kind(obs_shape) == "state":
+    if obs_kind_of(obs_shape) == "state":
         return _identity
     return lambda obs: random_shift(obs, pad)
 

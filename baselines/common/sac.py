@@ -6,22 +6,20 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.encoder import Projection, orthogonal_init
-from baselines.common.members import linear
 
 
-def mlp(
-    in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2, members: int | None = None
-) -> nn.Sequential:
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, depth: int = 2) -> nn.Sequential:
     """``depth`` hidden ReLU layers (2: CURL's actor trunk and Q functions; CORL's CQL: 3),
-    orthogonally initialised; with ``members``, M independent MLPs (see ``members.py``)."""
+    orthogonally initialised."""
     layers: list[nn.Module] = []
     for _ in range(depth):
-        layers += [linear(in_dim, hidden_dim, members), nn.ReLU(inplace=True)]
+        layers += [nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)]
         in_dim = hidden_dim
-    net = nn.Sequential(*layers, linear(in_dim, out_dim, members))
+    net = nn.Sequential(*layers, nn.Linear(in_dim, out_dim))
     net.apply(orthogonal_init)
     return net
 
@@ -42,12 +40,10 @@ def squashed_sample(
     return action, log_prob
 
 
-def head_projection(
-    repr_dim: int, feature_dim: int, pixels: bool, members: int | None = None
-) -> nn.Module:
-    """A head's own encoder projection: CURL's ``fc -> LayerNorm -> tanh`` on conv features
-    (M of them with ``members``); the identity on states (no encoder to project)."""
-    return Projection(repr_dim, feature_dim, members) if pixels else nn.Identity()
+def head_projection(repr_dim: int, feature_dim: int, pixels: bool) -> nn.Module:
+    """A head's own encoder projection: CURL's ``fc -> LayerNorm -> tanh`` on conv features;
+    the identity on states (no encoder to project)."""
+    return Projection(repr_dim, feature_dim) if pixels else nn.Identity()
 
 
 class SquashedGaussianActor(nn.Module):
@@ -67,12 +63,11 @@ class SquashedGaussianActor(nn.Module):
         log_std_max: float = 2.0,
         depth: int = 2,
         pixels: bool = True,
-        members: int | None = None,
     ) -> None:
         super().__init__()
-        self.projection = head_projection(repr_dim, feature_dim, pixels, members)
+        self.projection = head_projection(repr_dim, feature_dim, pixels)
         in_dim = feature_dim if pixels else repr_dim
-        self.trunk = mlp(in_dim, hidden_dim, 2 * action_dim, depth, members)
+        self.trunk = mlp(in_dim, hidden_dim, 2 * action_dim, depth)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,19 +101,17 @@ class DoubleQ(nn.Module):
         action_dim: int,
         hidden_dim: int,
         depth: int = 2,
-        members: int | None = None,
     ) -> None:
         super().__init__()
-        self.members = members
-        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
-        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth, members)
+        self.q1 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
+        self.q2 = mlp(feature_dim + action_dim, hidden_dim, 1, depth)
 
     def forward(self, z: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (..., F), action (..., A) -> Q1, Q2 each (..., 1); leading dims broadcast."""
         if z.shape[:-1] != action.shape[:-1]:
             z = z.expand(*action.shape[:-1], z.shape[-1])
         za = torch.cat([z, action], dim=-1)
-        if self.members is not None or za.dim() == 2:
+        if za.dim() == 2:
             return self.q1(za), self.q2(za)
         # nn.Linear on (B, N, F) (CQL's sampled actions) is ~25% slower on the CPU than on the
         # same rows as one (B * N, F) matrix, with bit-equal results: flatten, then restore.
@@ -138,3 +131,23 @@ def soft_update(online: nn.Module, target: nn.Module, tau: float) -> None:
 def target_entropy(action_dim: int) -> float:
     """SAC's default target entropy, -|A| (CURL)."""
     return -float(action_dim)
+
+
+# -- losses (pure functions, tested on hand-built inputs) -------------------------------------
+def td_target(
+    target_q1: torch.Tensor,
+    target_q2: torch.Tensor,
+    next_log_pi: torch.Tensor,
+    alpha: torch.Tensor,
+    reward: torch.Tensor,
+    not_done: torch.Tensor,
+    discount: float,
+) -> torch.Tensor:
+    """SAC's soft TD target r + gamma * not_done * (min(Q1', Q2') - alpha log pi(a'|s')), (B, 1)."""
+    soft_value = torch.min(target_q1, target_q2).float() - alpha * next_log_pi.float()
+    return reward + not_done * discount * soft_value
+
+
+def double_q_loss(q1: torch.Tensor, q2: torch.Tensor, target_q: torch.Tensor) -> torch.Tensor:
+    """Both Q heads' mean squared error to one target (computed in fp32)."""
+    return F.mse_loss(q1.float(), target_q) + F.mse_loss(q2.float(), target_q)

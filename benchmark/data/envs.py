@@ -24,7 +24,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-ENV_ID = "vorb/walker-walk-pixels-v0"
+from benchmark.data.variants import (
+    DEFAULT,
+    ENV_ID,
+    VARIANTS,
+    apply_appearance,
+    check_seed,
+    get_variant,
+)
+
 STATE_ENV_ID = "vorb/walker-walk-state-v0"
 
 # Debian packages that provide each headless GL backend MuJoCo can use.
@@ -213,8 +221,6 @@ def make_walker_variant(variant: str, variant_seed: int = 0, **kwargs: Any) -> D
     ``python -m benchmark.datasets rerender`` renders stored physics states through this same
     function, so a variant's dataset frames and evaluation frames cannot drift apart.
     """
-    from benchmark.data.variants import apply_appearance, check_seed, get_variant
-
     chosen, seed = get_variant(variant), check_seed(variant_seed)
     env = DMCWalker(pixels=True, image_size=chosen.image_size, camera_id=chosen.camera_id, **kwargs)
     env.variant_name, env.variant_seed = chosen.name, seed
@@ -224,8 +230,6 @@ def make_walker_variant(variant: str, variant_seed: int = 0, **kwargs: Any) -> D
 
 def register_envs() -> None:
     """Register the package's ids once; importing :mod:`benchmark` calls this."""
-    from benchmark.data.variants import DEFAULT, VARIANTS
-
     if ENV_ID not in gym.registry:
         gym.register(id=ENV_ID, entry_point="benchmark.data.envs:make_walker_pixels")
     if STATE_ENV_ID not in gym.registry:

@@ -14,44 +14,16 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from baselines.contract import TransitionBatch
 from benchmark.data.replay_store import ChunkStore
 
 FRAME_STACK = 3  # V-D4RL and CURL: 3 frames at load time
-
-
-@dataclass(frozen=True)
-class TransitionBatch:
-    """A batch of frame-stacked transitions (the one batch type every baseline consumes).
-
-    obs, next_obs: uint8 (B, 3 * stack, H, W), channels first, oldest frame first.
-    action: float32 (B, action_dim). reward: float32 (B, 1).
-    not_done: float32 (B, 1), 0 only where the episode *terminated* (time-limit truncation keeps
-    bootstrapping, as it should).
-    """
-
-    obs: torch.Tensor
-    action: torch.Tensor
-    reward: torch.Tensor
-    next_obs: torch.Tensor
-    not_done: torch.Tensor
-
-    def to(self, device: torch.device | str) -> TransitionBatch:
-        return TransitionBatch(
-            *(
-                t.to(device, non_blocking=True)
-                for t in (self.obs, self.action, self.reward, self.next_obs, self.not_done)
-            )
-        )
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
 
 
 class FrameReplay:
@@ -424,61 +396,6 @@ class FrameReplay:
                 episode.rewards[:steps],
                 episode.terminations[:steps],
             )
-
-
-class MemberFrameReplay:
-    """The frame replays of a vectorised group's members (one per cell) sampled together:
-    (M, B, ...) batches, each member's B transitions drawn uniformly from its own replay (the
-    pixel counterpart of :class:`~benchmark.data.state_replay.MemberReplay`). Frames stay in each
-    member's own replay: concatenating them would copy every dataset's frames once more."""
-
-    def __init__(self, replays: list[FrameReplay]) -> None:
-        if not replays:
-            raise ValueError("a member frame replay needs at least one replay")
-        first = replays[0]
-        for replay in replays[1:]:
-            theirs = (replay.obs_shape, replay.action_dim, replay.device)
-            if theirs != (first.obs_shape, first.action_dim, first.device):
-                raise ValueError(
-                    "member replays must share obs_shape, action_dim and device: got "
-                    f"{(first.obs_shape, first.action_dim, first.device)} and {theirs}"
-                )
-        self.replays = replays
-        self.device, self.action_dim = first.device, first.action_dim
-        sizes = [len(replay) for replay in replays]
-        self._sizes = torch.tensor(sizes, dtype=torch.float64, device=self.device)
-
-    @property
-    def obs_shape(self) -> tuple[int, int, int]:
-        return self.replays[0].obs_shape
-
-    @property
-    def members(self) -> int:
-        return len(self.replays)
-
-    def __len__(self) -> int:
-        return sum(len(replay) for replay in self.replays)
-
-    def to(self, device: torch.device | str) -> MemberFrameReplay:
-        if torch.empty(0, device=device).device == self.device:
-            return self
-        return MemberFrameReplay([replay.to(device) for replay in self.replays])
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
-        """obs, next_obs uint8 (M, B, C * stack, H, W); action (M, B, A); reward, not_done
-        (M, B, 1). One draw from ``generator`` for all members (reproducible)."""
-        if not all(len(replay) for replay in self.replays):
-            raise RuntimeError("cannot sample from an empty member replay")
-        uniform = torch.rand(
-            (self.members, batch_size), generator=generator, device=self.device, dtype=torch.float64
-        )
-        # floor(u * n) is uniform over 0..n-1 for each member's own n.
-        indices = (uniform * self._sizes[:, None]).long()
-        batches = [replay.get(rows) for replay, rows in zip(self.replays, indices, strict=True)]
-        stack = lambda name: torch.stack([getattr(b, name) for b in batches])  # noqa: E731
-        return TransitionBatch(
-            *(stack(name) for name in ("obs", "action", "reward", "next_obs", "not_done"))
-        )
 
 
 class FrameStacker:

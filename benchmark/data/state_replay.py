@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.data.sampler import FrameReplay, MemberFrameReplay, TransitionBatch
+from benchmark.data.sampler import TransitionBatch
 
 NORMALIZER_EPS = 1e-3  # CORL (algorithms/offline/*.py compute_mean_std): std + 1e-3
 
@@ -239,63 +239,3 @@ class StateReplay:
                 episode_states, episode.actions, episode.rewards, episode.terminations
             )
         return replay
-
-
-class MemberReplay:
-    """The replays of a vectorised group's members (one per cell: its dataset, normalised by
-    that dataset's own statistics) sampled together: (M, B, ...) batches, each member's B
-    transitions drawn uniformly from its own replay, in one gather."""
-
-    def __init__(self, replays: list[StateReplay]) -> None:
-        if not replays:
-            raise ValueError("a member replay needs at least one replay")
-        self.replays = replays
-        self.device = replays[0].device
-        self.state_dim, self.action_dim = replays[0].state_dim, replays[0].action_dim
-        sizes = [len(replay) for replay in replays]
-        self._sizes = torch.tensor(sizes, dtype=torch.float64, device=self.device)
-        self._offsets = torch.tensor([0, *np.cumsum(sizes)[:-1]], device=self.device)
-        self._tables = [
-            torch.cat([getattr(r, name)[: len(r)] for r in replays]) for name in StateReplay._FIELDS
-        ]
-
-    @property
-    def obs_shape(self) -> tuple[int]:
-        return (self.state_dim,)
-
-    @property
-    def members(self) -> int:
-        return len(self.replays)
-
-    def __len__(self) -> int:
-        return int(self._sizes.sum().item())
-
-    def to(self, device: torch.device | str) -> MemberReplay:
-        if torch.empty(0, device=device).device == self.device:
-            return self
-        return MemberReplay([replay.to(device) for replay in self.replays])
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
-        uniform = torch.rand(
-            (self.members, batch_size), generator=generator, device=self.device, dtype=torch.float64
-        )
-        # floor(u * n) is uniform over 0..n-1 for each member's own n.
-        indices = (uniform * self._sizes[:, None]).long() + self._offsets[:, None]
-        obs, action, reward, next_obs, not_done = (t[indices] for t in self._tables)
-        return TransitionBatch(obs, action, reward, next_obs, not_done)
-
-
-def member_replay(
-    replays: list[StateReplay] | list[FrameReplay],
-) -> MemberReplay | MemberFrameReplay:
-    """The members' replays sampled together: :class:`MemberReplay` for state replays,
-    :class:`~benchmark.data.sampler.MemberFrameReplay` for frame replays."""
-    kinds = sorted({type(replay).__name__ for replay in replays})
-    if all(isinstance(replay, StateReplay) for replay in replays) and replays:
-        return MemberReplay(replays)  # type: ignore[arg-type]
-    if all(isinstance(replay, FrameReplay) for replay in replays) and replays:
-        return MemberFrameReplay(replays)  # type: ignore[arg-type]
-    raise ValueError(
-        "member_replay needs a non-empty list of only StateReplay or only FrameReplay; "
-        f"got {len(replays)} replays of types {kinds or 'none'}"
-    )

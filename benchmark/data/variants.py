@@ -31,6 +31,9 @@ class VariantError(ValueError):
     """An unknown variant name, a bad variant seed, or a variant an agent cannot be fed."""
 
 
+ENV_ID = "vorb/walker-walk-pixels-v0"  # the training variant's environment (data/envs.py)
+
+
 @dataclass(frozen=True)
 class Variant:
     """How frames are rendered; ``default`` is what every recipe dataset is rendered with."""
@@ -50,8 +53,6 @@ class Variant:
     @property
     def env_id(self) -> str:
         """The registered evaluation environment that renders this way."""
-        from benchmark.data.envs import ENV_ID
-
         return ENV_ID if self.name == DEFAULT else f"vorb/walker-walk-pixels-{self.name}-v0"
 
 

@@ -13,7 +13,7 @@ zstd-compressed. Measured here (1,000 walker transitions, random actions, shared
 Parquet stores a 21,168-byte frame as a nested list with per-value levels and decodes slowly;
 zstd-compressed Arrow IPC is 4x smaller than Minari's default and reads as fast. The compression
 is transparent to readers: plain ``minari.load_dataset`` (pyarrow) reads the files with no VORB
-code. Minari 0.5.4 exposes no write option for it, so :func:`_zstd_arrow_writes` wraps the
+code. Minari 0.5.4 exposes no write option for it, so :func:`zstd_arrow_writes` wraps the
 ``write_dataset`` call of its arrow storage during our writes (minari is pinned for this).
 
 Atomic: the dataset is written under a hidden staging root next to the real one and renamed
@@ -48,7 +48,13 @@ from benchmark.datasets.collect import (
     episode_seeds,
     init_worker,
 )
-from benchmark.datasets.recipes import REPO_ROOT, Recipe, get_recipe, write_digests
+from benchmark.datasets.recipes import (
+    REPO_ROOT,
+    Recipe,
+    get_recipe,
+    state_dataset_id,
+    write_digests,
+)
 from benchmark.datasets.store import (
     METADATA_KEY,
     STAGING_DIR,
@@ -63,7 +69,7 @@ from benchmark.datasets.store import (
     reference_scores,
 )
 from benchmark.datasets.verify import digest_checks
-from benchmark.harness.progress import Progress, bar_or_lines
+from benchmark.progress import Progress, bar_or_lines
 
 DATA_FORMAT = "arrow"  # see the module docstring
 DEFAULT_TIME_LIMIT_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps
@@ -99,16 +105,6 @@ class BuildPlan:
 
 
 OBSERVATIONS = ("pixels", "state")
-
-
-def state_dataset_id(dataset_id: str) -> str:
-    """Where the state-only build of a dataset lives: its namespace plus ``-state``, e.g.
-    ``vorb/walker-walk/expert-v0`` -> ``vorb-state/walker-walk/expert-v0`` (already a state id:
-    unchanged). The state track trains on these when the pixel dataset is not built."""
-    namespace, _, rest = dataset_id.partition("/")
-    if namespace.endswith("-state"):
-        return dataset_id
-    return f"{namespace}-state/{rest}"
 
 
 def variant_id(dataset_id: str, transitions: int | None, time_limit_s: float | None) -> str:
@@ -281,7 +277,7 @@ def _from_minari_episode(episode: Any) -> EpisodeArrays:
 
 
 # -- writing ---------------------------------------------------------------------------------
-def _buffer(episode: EpisodeArrays, episode_id: int) -> Any:
+def episode_buffer(episode: EpisodeArrays, episode_id: int) -> Any:
     from minari.data_collector import EpisodeBuffer
 
     return EpisodeBuffer(
@@ -383,7 +379,7 @@ def create_lossless(dataset_id: str, first: list[Any], spec: Any, **fields: Any)
 
 
 @contextlib.contextmanager
-def _zstd_arrow_writes() -> Iterator[None]:
+def zstd_arrow_writes() -> Iterator[None]:
     """Make Minari's arrow storage write zstd-compressed IPC files (see the module docstring)."""
     import pyarrow.dataset as pads
     from minari.dataset._storages import arrow_storage
@@ -405,7 +401,7 @@ def _zstd_arrow_writes() -> Iterator[None]:
 
 def _write(plan: BuildPlan, episodes: Iterable[EpisodeArrays], bar: Progress) -> tuple[Any, dict]:
     """Write episodes as they arrive; return the dataset and the statistics and digests."""
-    with _zstd_arrow_writes():
+    with zstd_arrow_writes():
         return _write_episodes(plan, episodes, bar)
 
 
@@ -414,7 +410,7 @@ def _write_episodes(
 ) -> tuple[Any, dict]:
     dataset, digester, returns = None, Digester(), []
     for episode_id, episode in enumerate(episodes):
-        buffer = _buffer(episode, episode_id)
+        buffer = episode_buffer(episode, episode_id)
         if dataset is None:
             dataset = _create(plan, [buffer])
         else:
@@ -468,12 +464,12 @@ def staged_dataset(target_id: str) -> Iterator[None]:
         yield
         staged = dataset_dir(target_id)
     final.parent.mkdir(parents=True, exist_ok=True)
-    _ensure_namespace(target_id)
+    ensure_namespace(target_id)
     os.replace(staged, final)  # the dataset appears under its id only now, complete
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def _ensure_namespace(dataset_id: str) -> None:
+def ensure_namespace(dataset_id: str) -> None:
     from minari.dataset.minari_dataset import parse_dataset_id
     from minari.namespace import create_namespace, list_local_namespaces
 

@@ -142,14 +142,14 @@ def export_minari_hdf5(
     from minari.dataset.minari_dataset import parse_dataset_id
     from minari.dataset.minari_storage import MinariStorage
 
-    from benchmark.datasets.build import _ensure_namespace
+    from benchmark.datasets.build import ensure_namespace
 
     target_id = target_id or hdf5_id(dataset_id)
     if target_id == dataset_id:
         raise ValueError(f"the hdf5 copy needs an id of its own, not the source's {dataset_id!r}")
     parse_dataset_id(target_id)  # a malformed id fails here, with Minari's explanation
     source = load_or_explain(dataset_id)
-    _ensure_namespace(target_id)
+    ensure_namespace(target_id)
     staging = datasets_root() / STAGING_DIR
     with staged_folder(dataset_dir(target_id), force, staging_parent=staging) as staged:
         target = MinariStorage.new(

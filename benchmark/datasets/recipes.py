@@ -194,3 +194,13 @@ def write_digests(recipe: Recipe, digests: dict[str, str]) -> None:
     table = ["", "[digests]  # written by the build: sha256 of the stored arrays"]
     table += [f'{key} = "{digests[key]}"' for key in DIGEST_KEYS if key in digests]
     atomic_write_text(recipe.path, "\n".join(lines + table) + "\n")
+
+
+def state_dataset_id(dataset_id: str) -> str:
+    """Where the state-only build of a dataset lives: its namespace plus ``-state``, e.g.
+    ``vorb/walker-walk/expert-v0`` -> ``vorb-state/walker-walk/expert-v0`` (already a state id:
+    unchanged). The state track trains on these when the pixel dataset is not built."""
+    namespace, _, rest = dataset_id.partition("/")
+    if namespace.endswith("-state"):
+        return dataset_id
+    return f"{namespace}-state/{rest}"

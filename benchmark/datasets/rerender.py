@@ -31,11 +31,11 @@ from benchmark.data.variants import (
 )
 from benchmark.datasets.build import (
     DEFAULT_TIME_LIMIT_S,
-    _buffer,
-    _zstd_arrow_writes,
     create_lossless,
+    episode_buffer,
     run_in_workers,
     staged_dataset,
+    zstd_arrow_writes,
 )
 from benchmark.datasets.collect import EpisodeArrays
 from benchmark.datasets.store import (
@@ -150,9 +150,9 @@ def _write(
 ) -> Any:
     metadata = source.storage.metadata
     dataset = None
-    with _zstd_arrow_writes():
+    with zstd_arrow_writes():
         for episode_id, episode in enumerate(episodes):
-            buffer = _buffer(episode, episode_id)
+            buffer = episode_buffer(episode, episode_id)
             if dataset is None:
                 dataset = create_lossless(
                     target_id,

@@ -33,11 +33,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from baselines.contract import Count, Positive, check
 from benchmark.atomic import atomic_write, atomic_write_text
 from benchmark.data.envs import STATE_ENV_ID
 from benchmark.datasets.policies import (
@@ -47,10 +48,7 @@ from benchmark.datasets.policies import (
     random_policy_action,
     save_checkpoint,
 )
-from benchmark.harness.ranges import Count, Positive, check
-
-if TYPE_CHECKING:  # baselines import torch: only when training
-    from baselines.sac_curl import SACStateConfig
+from benchmark.harness import registry
 
 BASELINE = "sac-state-online"  # the registered baseline whose agent and loop train the policies
 POLICY_FILES = ("medium.pt", "expert.pt", "medium_replay.npz", "returns.json")  # what a run writes
@@ -64,11 +62,9 @@ CONFIRM_SEEDS = tuple(range(2_000_000, 2_000_000 + EVAL_EPISODES))
 SELECT_NOISE_SEED, CONFIRM_NOISE_SEED = 1, 2
 
 
-def behaviour_sac_config(**overrides: Any) -> SACStateConfig:
-    """The state SAC config the committed policies were trained with (commit 32709b4's
-    ``SACConfig``; sources as its docstrings gave them), with ``overrides`` applied."""
-    from baselines.sac_curl import SACStateConfig
-
+def behaviour_sac_config(**overrides: Any) -> Any:
+    """The state SAC config (:data:`BASELINE`'s) the committed policies were trained with
+    (commit 32709b4's ``SACConfig``; sources as its docstrings gave them), with ``overrides``."""
     trained_with = {
         "batch_size": 128,  # CURL paper's walker setting (SAC paper's 256: 1.6x slower on CPU)
         "critic_lr": 1e-3,  # cleanrl sac_continuous_action q_lr
@@ -85,7 +81,7 @@ def behaviour_sac_config(**overrides: Any) -> SACStateConfig:
         "log_std_max": 2.0,  # pytorch_sac
         "initial_random_steps": 5_000,  # pytorch_sac
     }
-    return dataclasses.replace(SACStateConfig(), **{**trained_with, **overrides})
+    return registry.get(BASELINE).default_config(**{**trained_with, **overrides})
 
 
 @dataclass(frozen=True)
@@ -229,12 +225,11 @@ class BehaviourTrainer:
     """The state SAC baseline's online loop, with medium and expert picked along the way."""
 
     def __init__(
-        self, sac: SACStateConfig, plan: BehaviourTraining, seed: int, out: Path, command: str
+        self, sac: Any, plan: BehaviourTraining, seed: int, out: Path, command: str
     ) -> None:
         import torch
 
-        from baselines.common.training import make_trainer
-        from benchmark.harness import registry
+        from benchmark.harness.training import make_trainer  # torch: only when training
 
         check(sac, "train-behaviour: the SAC config")
         check(plan, "train-behaviour")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.datasets.recipes import RecipeError, get_recipe
+from benchmark.datasets.recipes import RecipeError, get_recipe, state_dataset_id
 from benchmark.datasets.store import (
     DatasetError,
     Digester,
@@ -59,8 +59,6 @@ class VerifyReport:
 def _recipe_of(dataset_id: str, record: dict[str, Any]) -> Any:
     """The recipe whose digests ``dataset_id`` must match: its own, or for a full-size
     state-only copy (``vorb-state/...``) the recipe it copies; else None."""
-    from benchmark.datasets.build import state_dataset_id
-
     for candidate in (dataset_id, record.get("recipe")):
         try:
             recipe = get_recipe(candidate) if candidate else None

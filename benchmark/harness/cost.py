@@ -8,13 +8,15 @@ learns before starting that ``full`` on a 2-core CPU takes months.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.harness.precision import time_updates
 from benchmark.harness.profiles import FULL_EPISODE_S, Profile
 
-PROBE_WARMUP, PROBE_UPDATES, PROBE_STEPS = 2, 3, 20
+PROBE_STEPS = 20  # rendered steps timed by --probe
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,6 @@ def estimate_seconds(plan: Any, costs: list, workers: int, device: str) -> float
     import torch
 
     from benchmark.harness import registry
-    from benchmark.harness.runner import threads_per_worker
 
     torch.set_num_threads(threads_per_worker(workers))
     per_update = {
@@ -101,33 +102,6 @@ def estimate_seconds(plan: Any, costs: list, workers: int, device: str) -> float
 def probe_update_seconds(spec: Any, plan: Any, device: str) -> float:
     """Seconds per update of ``spec`` on ``device``: a few timed updates on a random batch."""
     return time_updates(spec, plan.overrides.config_for(spec, plan.profile), device)
-
-
-def time_updates(
-    spec: Any, config: Any, device: str, warmup: int = PROBE_WARMUP, updates: int = PROBE_UPDATES
-) -> float:
-    """Seconds per update of ``spec`` with ``config``: ``updates`` timed after ``warmup``."""
-    import torch
-
-    from benchmark.data.sampler import TransitionBatch
-
-    agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device(device))
-    size = config.batch_size
-    batch = TransitionBatch(
-        obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, device=device),
-        action=torch.rand((size, 6), device=device) * 2 - 1,
-        reward=torch.rand((size, 1), device=device),
-        next_obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, device=device),
-        not_done=torch.ones((size, 1), device=device),
-    )
-    for _ in range(warmup):
-        agent.update(batch)
-    _synchronize(device)
-    started = time.perf_counter()
-    for _ in range(updates):
-        agent.update(batch)
-    _synchronize(device)
-    return (time.perf_counter() - started) / updates
 
 
 def probe_step_seconds(profile: Profile) -> float:
@@ -149,15 +123,21 @@ def probe_step_seconds(profile: Profile) -> float:
         env.close()
 
 
-def _synchronize(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
 def format_duration(seconds: float) -> str:
     for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
         if seconds >= size:
             return f"{seconds / size:,.1f} {unit}"
     return f"{seconds:.0f} seconds"
+
+
+# -- what the machine has ----------------------------------------------------------------------
+def default_workers(cells: int) -> int:
+    return max(1, min(cells, available_cores()))
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, available_cores() // workers)

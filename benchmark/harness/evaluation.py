@@ -117,7 +117,7 @@ def run_episode(
     normalizer: StateNormalizer | None = None,
 ) -> EpisodeResult:
     """One episode; the agent sees 3-frame stacks (pixels) or normalised states (state)."""
-    from baselines.common.training import observer
+    from benchmark.harness.training import observer
 
     state_dim = env.observation_space["state"].shape[0]
     stacker = observer(obs_key, normalizer or StateNormalizer.identity(state_dim))

@@ -28,11 +28,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmark.harness.registry import SELECTIONS, BaselineSpec, _load
+from baselines.contract import SELECTIONS, BaselineSpec, load
 
 ENTRY_POINT_GROUP = "vorb.baselines"
-AGENT_METHODS = ("update", "act", "state_dict", "load_state_dict")  # baselines.common.training
-# Config fields the harness itself reads (baselines.common.training.make_trainer).
+AGENT_METHODS = ("update", "act", "state_dict", "load_state_dict")  # benchmark.harness.training
+# Config fields the harness itself reads (benchmark.harness.training.make_trainer).
 TRAINER_FIELDS = {
     True: ("batch_size",),
     False: ("batch_size", "initial_random_steps", "replay_capacity"),
@@ -119,7 +119,7 @@ def load_reference(reference: str) -> BaselineSpec:
     if not module_name or not attribute:
         raise PluginError(where, "expected module:Class (e.g. my_agents:MyAgent)")
     try:
-        found = _load(reference)
+        found = load(reference)
     except ModuleNotFoundError as error:
         raise PluginError(
             where,
@@ -228,7 +228,7 @@ def check_spec(spec: BaselineSpec) -> None:
 
 def _load_part(spec: BaselineSpec, reference: str, part: str) -> Any:
     try:
-        return _load(reference)
+        return load(reference)
     except Exception as error:  # an import error, a missing attribute: the user's to fix
         raise PluginError(
             spec, f"cannot load its {part} {reference}: {_error_text(error)}"

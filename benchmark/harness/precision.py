@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from benchmark.harness.ranges import Choice
+from baselines.contract import Choice
 
 FP32, BF16, AUTO = "fp32", "bf16", "auto"
 PRECISIONS = (FP32, BF16, AUTO)
@@ -151,8 +152,6 @@ def probe(spec: Any, device: str, threads: int) -> dict[str, float]:
     autocast (two timed updates after one warm-up, each way), on ``threads`` torch threads."""
     import torch
 
-    from benchmark.harness.cost import time_updates
-
     torch.set_num_threads(threads)
     seconds = {}
     for precision in (FP32, BF16):
@@ -187,3 +186,41 @@ def with_precision(config: Any, precision: str) -> Any:
 def config_precision(config: Any) -> str:
     """The precision a cell with ``config`` trains in."""
     return BF16 if getattr(config, "amp", False) else FP32
+
+
+# -- timing an update ----------------------------------------------------------------------
+PROBE_WARMUP, PROBE_UPDATES = 2, 3
+
+
+def time_updates(
+    spec: Any, config: Any, device: str, warmup: int = PROBE_WARMUP, updates: int = PROBE_UPDATES
+) -> float:
+    """Seconds per update of ``spec`` with ``config``: ``updates`` timed after ``warmup``."""
+    import torch
+
+    from baselines.contract import TransitionBatch
+
+    agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device(device))
+    size = config.batch_size
+    batch = TransitionBatch(
+        obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, device=device),
+        action=torch.rand((size, 6), device=device) * 2 - 1,
+        reward=torch.rand((size, 1), device=device),
+        next_obs=torch.randint(0, 256, (size, 9, 84, 84), dtype=torch.uint8, device=device),
+        not_done=torch.ones((size, 1), device=device),
+    )
+    for _ in range(warmup):
+        agent.update(batch)
+    _synchronize(device)
+    started = time.perf_counter()
+    for _ in range(updates):
+        agent.update(batch)
+    _synchronize(device)
+    return (time.perf_counter() - started) / updates
+
+
+def _synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)

@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from baselines.contract import Count, Positive, Range
 from benchmark.harness.precision import AUTO, FP32, Precision
-from benchmark.harness.ranges import Count, Positive, Range
 
 FULL_EPISODE_S = 25.0  # dm_control walker: 1,000 control steps = 500 agent steps (repeat 2)
 

@@ -1,4 +1,4 @@
-"""One registry of baselines: ``name -> BaselineSpec``.
+"""One registry of baselines: ``name -> BaselineSpec``, the built-in ones in one table below.
 
 Specs name their config and agent classes as ``"module:attribute"`` strings, so listing the
 registry (``--help``, ``--plan``) never imports torch; the classes load on first use.
@@ -13,94 +13,76 @@ broken one is a :class:`~benchmark.harness.plugins.PluginError` naming it, never
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
+from baselines.contract import BUILT_IN, OBS_KINDS, SELECTIONS, BaselineSpec, ObsKind
+from benchmark.harness.plugins import (
+    PluginError,
+    check_spec,
+    discover_entry_points,
+    load_entry_point,
+    load_reference,
+)
 
-@dataclass(frozen=True)
-class BaselineSpec:
-    """How the harness finds, configures and builds one baseline.
-
-    name: stable identifier used on the command line and in every results row.
-    config: ``"module:Class"`` of the baseline's frozen config dataclass (defaults = paper values).
-    agent: ``"module:Class"`` of its agent, built as ``Agent(config, obs_shape, action_dim, device)``.
-    offline: True when it trains from a dataset; False when it interacts with the environment
-        (then it runs once per seed, not once per dataset).
-    summary: one line for ``--help``.
-    obs_kind: what the agent observes: ``"pixels"`` (3-frame uint8 stacks, 9x84x84) or
-        ``"state"`` (the walker's 24-dimensional proprioceptive state, float32; offline cells
-        see it normalised by the dataset's mean and std). Every results row records it.
-    family: the algorithm family shared by a pixel and a state baseline (``bc``, ``td3bc``,
-        ``sac-offline``...): the report's pixel-state gap pairs baselines by it (default: the
-        name, a family of one).
-    origin: where it was registered from: ``built-in`` (``baselines/__init__.py``), ``entry
-        point``, ``reference`` (``--algos module:Class``) or ``script``; :func:`register` fills
-        it in when left empty. Every origin but ``built-in`` is external.
-    entry_point: for plugins, how they were found (``vorb.baselines: name = module:attr``).
-    distribution: the installed distribution (package) that provides it, if any.
-    """
-
-    name: str
-    config: str
-    agent: str
-    offline: bool
-    summary: str
-    obs_kind: str = "pixels"
-    family: str = ""
-    origin: str = ""
-    entry_point: str | None = None
-    distribution: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.family:
-            object.__setattr__(self, "family", self.name)
-        if self.obs_kind not in OBS_KINDS:
-            raise ValueError(
-                f"baseline {self.name!r}: obs_kind {self.obs_kind!r} is not one of {OBS_KINDS}"
-            )
-
-    @property
-    def external(self) -> bool:
-        return self.origin != BUILT_IN
-
-    def config_class(self) -> type:
-        return _load(self.config)
-
-    def agent_class(self) -> type:
-        return _load(self.agent)
-
-    def default_config(self, **overrides: Any) -> Any:
-        import dataclasses
-
-        return dataclasses.replace(self.config_class()(), **overrides)
+__all__ = ["BUILT_IN", "OBS_KINDS", "SELECTIONS", "BaselineSpec", "get", "names", "register"]
 
 
-BUILT_IN = "built-in"
+def _built_in(
+    name: str, agent: str, config: str, offline: bool, family: str, summary: str, obs_kind: ObsKind
+) -> BaselineSpec:
+    """A built-in baseline: ``agent`` and ``config`` are ``module:Class`` under ``baselines``."""
+    return BaselineSpec(
+        name=name,
+        config=f"baselines.{config}",
+        agent=f"baselines.{agent}",
+        offline=offline,
+        summary=summary,
+        family=family,
+        origin=BUILT_IN,
+        obs_kind=obs_kind,
+    )
 
 
-def _load(reference: str) -> Any:
-    """``"module:Attribute"`` or ``"module:Class.Attribute"`` -> the object."""
-    module_name, _, path = reference.partition(":")
-    found: Any = importlib.import_module(module_name)
-    for attribute in path.split("."):
-        found = getattr(found, attribute)
-    return found
-
-
-OBS_KINDS = ("pixels", "state")
-# Selection words of --algos besides names: every baseline, or those of one observation kind.
-SELECTIONS = {
-    "all": "every registered baseline, pixels and state",
-    "pixels": "the pixel baselines",
-    "state": "the state baselines",
-}
+# The built-in baselines: one table, so that the pixel and the state baseline of each family sit
+# side by side and listing them imports no agent (classes are named by string, loaded on use).
+# Each agent's file holds its config, networks, losses and update.
+# fmt: off
+BUILT_INS = (
+    # -- the pixel track: 3-frame stacks of 84x84 renders ------------------------------------
+    _built_in("sac-curl-online", "sac_curl:SACCURLAgent", "sac_curl:SACCURLConfig", False,
+              "sac-online", "SAC + CURL interacting with the pixel walker (upper reference)",
+              "pixels"),
+    _built_in("sac-curl-offline", "sac_curl:SACCURLAgent", "sac_curl:SACCURLConfig", True,
+              "sac-offline", "the same SAC + CURL agent trained only from a dataset", "pixels"),
+    _built_in("cql-curl", "cql_curl:CQLCURLAgent", "cql_curl:CQLCURLConfig", True, "cql",
+              "SAC + CURL with the CQL(H) conservative penalty on both critics", "pixels"),
+    _built_in("bc-pixels", "bc:BCAgent", "bc:BCConfig", True, "bc",
+              "behaviour cloning: pixel encoder + policy, random-shift augmentation", "pixels"),
+    _built_in("drqbc", "td3bc:TD3BCAgent", "td3bc:DrQBCConfig", True, "td3bc",
+              "DrQ-v2 actor-critic with the TD3+BC actor term (V-D4RL)", "pixels"),
+    # -- the state track: the same agents on the walker's 24-dimensional proprioceptive state --
+    _built_in("sac-state-online", "sac_curl:SACCURLAgent", "sac_curl:SACStateConfig", False,
+              "sac-online",
+              "SAC interacting with the state walker (upper reference of the state track)",
+              "state"),
+    _built_in("sac-state-offline", "sac_curl:SACCURLAgent", "sac_curl:SACStateConfig", True,
+              "sac-offline", "the same SAC trained only from a dataset's states", "state"),
+    _built_in("cql-state", "cql_curl:CQLCURLAgent", "cql_curl:CQLStateConfig", True, "cql",
+              "SAC with the CQL(H) penalty on states, CORL's sizes (3x256, 10 sampled actions)",
+              "state"),
+    _built_in("bc-state", "bc:BCAgent", "bc:BCStateConfig", True, "bc",
+              "behaviour cloning on states: 256-256 MLP, tanh output, MSE (CORL)", "state"),
+    _built_in("td3bc-state", "td3bc:TD3BCAgent", "td3bc:TD3BCStateConfig", True, "td3bc",
+              "TD3+BC on states (Fujimoto and Gu 2021; DrQ+BC's update, TD3's choices)", "state"),
+)
+# fmt: on
 
 _REGISTRY: dict[str, BaselineSpec] = {}
 # Installed plugins' entry points by name, found at start-up and loaded when first asked for
 # (a list: two distributions may declare one name, which is an error when it is asked for).
 _PENDING: dict[str, list[Any]] = {}
-_builtins = {"state": "absent"}  # "absent", "loading", "loaded"
+_builtins = {"loaded": False}
 
 
 def register(spec: BaselineSpec) -> BaselineSpec:
@@ -110,15 +92,9 @@ def register(spec: BaselineSpec) -> BaselineSpec:
     baseline (``origin`` "script" unless given); the name of a built-in or of an installed
     plugin is refused.
     """
-    import dataclasses
-
-    from benchmark.harness.plugins import PluginError, check_spec
-
-    loading_builtins = _builtins["state"] == "loading"
-    if not loading_builtins:
-        _ensure_builtins()  # so an external name is checked against the built-ins'
+    _ensure_builtins()  # so an external name is checked against the built-ins'
     if not spec.origin:
-        spec = dataclasses.replace(spec, origin=BUILT_IN if loading_builtins else "script")
+        spec = dataclasses.replace(spec, origin="script")
     if spec.name in SELECTIONS:
         raise ValueError(
             f"{spec.name!r} is reserved: --algos {spec.name} selects {SELECTIONS[spec.name]}"
@@ -156,8 +132,6 @@ def get(name: str) -> BaselineSpec:
     """The spec of ``name``; an installed plugin is loaded and checked on first use."""
     _ensure_builtins()
     if name in _PENDING:
-        from benchmark.harness.plugins import load_entry_point
-
         entry_points = _PENDING[name]
         spec = load_entry_point(name, entry_points, _REGISTRY.get(name))  # raises: stays pending
         del _PENDING[name]  # register() refuses external names that are still pending
@@ -195,8 +169,6 @@ def resolve(selection: str) -> list[BaselineSpec]:
 
 
 def _by_reference(reference: str) -> BaselineSpec:
-    from benchmark.harness.plugins import load_reference
-
     spec = load_reference(reference)
     if _REGISTRY.get(spec.name) == spec:
         return spec  # resolved before in this process
@@ -204,14 +176,8 @@ def _by_reference(reference: str) -> BaselineSpec:
 
 
 def _ensure_builtins() -> None:
-    if _builtins["state"] != "absent":
+    if _builtins["loaded"]:
         return
-    # The built-in baselines register themselves in baselines/__init__.py (strings only).
-    _builtins["state"] = "loading"
-    try:
-        importlib.import_module("baselines")
-    finally:
-        _builtins["state"] = "loaded"
-    from benchmark.harness.plugins import discover_entry_points
-
+    _builtins["loaded"] = True
+    _REGISTRY.update({spec.name: spec for spec in BUILT_INS})
     _PENDING.update(discover_entry_points())

@@ -8,9 +8,10 @@ the others from their checkpoint, which also holds the rows evaluated up to it: 
 after the checkpoint are discarded and recomputed, so a resumed cell's table equals an
 uninterrupted one's (apart from the wall-clock column).
 
-The steps of a cell (:func:`cell_lock`, :func:`cell_meta`, :func:`check_same_setup`,
-:class:`CellRun`, :func:`evaluate_cell`, :func:`log_event`, the outcomes) are public because
-:mod:`benchmark.harness.seed_groups` runs a group of cells through the same steps.
+One lifecycle: :func:`run_cell` locks the cell, :func:`build_run` builds or resumes it,
+:func:`_training_loop` trains, evaluates and checkpoints it, and the outcome is written last.
+A cell whose lock is held waits up to :data:`LOCK_WAIT_S` for it (a rerun started right after
+``kill -9`` of a whole run finds workers of the killed run still exiting), then is "busy".
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ from tqdm import tqdm
 
 from benchmark.atomic import atomic_write
 from benchmark.harness import registry
+from benchmark.harness.cost import available_cores, default_workers, threads_per_worker  # noqa: F401
 from benchmark.harness.diagnostics import MetricsAccumulator, first_non_finite
 from benchmark.harness.overrides import Overrides
 from benchmark.harness.plugins import provenance
 from benchmark.harness.precision import PrecisionChoice, config_precision
 from benchmark.harness.profiles import Profile
-from benchmark.harness.progress import TICK_S
 from benchmark.harness.results import (
     ONLINE,
     Cell,
@@ -52,8 +53,13 @@ from benchmark.harness.results import (
     write_metrics,
     write_rows,
 )
+from benchmark.progress import TICK_S
 
 EXIT_ORPHANED = 3  # a local worker's exit status when its launcher died
+# How long a cell waits for its lock: a SIGKILLed worker holds it until the kernel has torn the
+# process down (its memory, its GL context), which takes seconds, not minutes. Past this, the
+# holder is taken to be another live command on the same results folder: the cell is "busy".
+LOCK_WAIT_S = 60.0
 
 
 class DivergedError(RuntimeError):
@@ -91,7 +97,7 @@ class CellTask:
     minari_root: str | None = None
     progress: bool = True
     log_lines: bool = (
-        False  # one plain line per cell event (benchmark.harness.progress): not a terminal
+        False  # one plain line per cell event (benchmark.progress): not a terminal
     )
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
@@ -120,10 +126,6 @@ class CellOutcome:
     updates: int = 0
     seconds: float = 0.0
     error: str | None = None
-
-
-# A worker's unit of work: a cell, or a benchmark.harness.seed_groups.GroupTask of vectorised seeds.
-Unit = Any
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -167,7 +169,8 @@ def run_cell(task: CellTask) -> CellOutcome:
     paths.folder.mkdir(parents=True, exist_ok=True)
     with cell_lock(paths) as locked:
         if not locked:
-            return CellOutcome(task.cell, "busy", error="another process is running this cell")
+            error = f"another process has held this cell for {LOCK_WAIT_S:.0f} s"
+            return CellOutcome(task.cell, "busy", error=error)
         for leftover in paths.folder.glob(".*.tmp"):  # half-written files of a killed attempt
             leftover.unlink()
         if out_of_time(task):  # the budget ran out before this cell's turn came
@@ -181,7 +184,7 @@ def run_cell(task: CellTask) -> CellOutcome:
     return finished_outcome(task.cell, paths, "done")
 
 
-def _now() -> float:
+def now() -> float:
     """The wall clock the time budget is measured on (one place, so tests can drive it)."""
     return time.time()
 
@@ -216,7 +219,7 @@ def _mismatch_message(paths: CellPaths) -> str:
 
 
 def out_of_time(task: CellTask) -> bool:
-    return task.stop_at is not None and _now() >= task.stop_at
+    return task.stop_at is not None and now() >= task.stop_at
 
 
 def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
@@ -228,14 +231,20 @@ def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
 
 
 @contextlib.contextmanager
-def cell_lock(paths: CellPaths) -> Iterator[bool]:
-    """An advisory lock per cell: two commands on one results folder never write one cell."""
+def cell_lock(paths: CellPaths, wait_s: float = LOCK_WAIT_S) -> Iterator[bool]:
+    """An advisory lock per cell: two commands on one results folder never write one cell.
+    A held lock is waited for up to ``wait_s`` (its holder may be a killed worker exiting)."""
+    deadline = time.monotonic() + wait_s
     with open(paths.folder / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
         yield True
 
 
@@ -294,7 +303,7 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     import torch
 
     torch.set_num_threads(task.threads)
-    run, meta = _build_run(task, paths)
+    run, meta = build_run(task, paths)
     paths.failed.unlink(missing_ok=True)
     eval_env = run.protocol.make_env()
     try:
@@ -318,15 +327,15 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     return True
 
 
-def _build_run(task: CellTask, paths: CellPaths) -> tuple[CellRun, dict[str, Any]]:
+def build_run(task: CellTask, paths: CellPaths) -> tuple[CellRun, dict[str, Any]]:
     import gymnasium as gym
     import minari
     import torch
 
-    from baselines.common.training import make_trainer
     from benchmark.data.sampler import FrameReplay
     from benchmark.data.state_replay import StateNormalizer, StateReplay
     from benchmark.harness.evaluation import Protocol, reference_scores
+    from benchmark.harness.training import make_trainer
 
     cell = task.cell
     profile = task.overrides.profile_named(cell.profile)
@@ -388,8 +397,7 @@ def cell_meta(
         "device": task.device,
         "precision": task.precision.to_json() if task.precision is not None else None,
         "torch_threads": task.threads,
-        # Trained as a cell of its own; benchmark.harness.seed_groups sets "on" (and setup.vectorized).
-        "vectorize_seeds": "off",
+        "vectorize_seeds": "off",  # kept in the format: vectorised seeds were removed (README)
         "versions": package_versions(),
         "git": git_commit(),
         "host": host_info(),
@@ -520,8 +528,8 @@ def _record_metrics(run: CellRun) -> None:
 
 def evaluate_cell(run: CellRun, eval_env: Any, seconds: float) -> None:
     """Evaluate without disturbing training: global RNGs are restored afterwards."""
-    from baselines.common.training import rng_state, set_rng_state
     from benchmark.harness.evaluation import evaluate
+    from benchmark.harness.training import rng_state, set_rng_state
 
     _record_metrics(run)
     saved = rng_state()
@@ -557,7 +565,7 @@ def evaluate_cell(run: CellRun, eval_env: Any, seconds: float) -> None:
 
 def log_event(run: CellRun, text: str) -> None:
     if run.task.log_lines:
-        from benchmark.harness.progress import cell_event
+        from benchmark.progress import cell_event
 
         cell_event(run.task.cell.label, text)
 
@@ -587,7 +595,7 @@ def _init_worker(counter: Any, parent_pid: int) -> None:
 
 
 def run_local(
-    tasks: Sequence[Unit],
+    tasks: Sequence[CellTask],
     workers: int,
     on_outcome: Callable[[CellOutcome], None],
     on_tick: Callable[[], None] = lambda: None,
@@ -600,19 +608,19 @@ def run_local(
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(counter, os.getpid())
     ) as pool:
-        pending: dict[Future, Unit] = {pool.submit(run_unit, unit): unit for unit in tasks}
+        pending: dict[Future, CellTask] = {pool.submit(run_cell, task): task for task in tasks}
         while pending:
             finished, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
             on_tick()
             for future in finished:
-                for outcome in _outcomes_of(future.result, pending.pop(future)):
-                    outcomes.append(outcome)
-                    on_outcome(outcome)
+                outcome = _outcome_of(future.result, pending.pop(future))
+                outcomes.append(outcome)
+                on_outcome(outcome)
     return outcomes
 
 
 def run_ray(
-    tasks: Sequence[Unit],
+    tasks: Sequence[CellTask],
     workers: int,
     address: str | None,
     on_outcome: Callable[[CellOutcome], None],
@@ -627,70 +635,35 @@ def run_ray(
     except ImportError as error:
         raise RuntimeError("--launcher ray needs Ray: pip install -e '.[ray]'") from error
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    threads = max(task.threads for unit in tasks for task in _tasks_of(unit))
+    threads = max(task.threads for task in tasks)
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=threads, max_retries=0)(run_unit)
-        pending = {remote.remote(_quiet(unit)): unit for unit in tasks}
+        remote = ray.remote(num_cpus=threads, max_retries=0)(run_cell)
+        # Without progress bars: Ray workers have no terminal.
+        pending = {remote.remote(replace(task, progress=False)): task for task in tasks}
         outcomes: list[CellOutcome] = []
         while pending:
             finished, _ = ray.wait(list(pending), num_returns=1, timeout=TICK_S)
             on_tick()
             if not finished:
                 continue
-            unit = pending.pop(finished[0])
-            for outcome in _outcomes_of(lambda ref=finished[0]: ray.get(ref), unit):
-                outcomes.append(outcome)
-                on_outcome(outcome)
+            outcome = _outcome_of(lambda ref=finished[0]: ray.get(ref), pending.pop(finished[0]))
+            outcomes.append(outcome)
+            on_outcome(outcome)
         return outcomes
     finally:
         ray.shutdown()
 
 
-def run_unit(unit: Unit) -> list[CellOutcome]:
-    """What a worker runs: one cell, or a group of vectorised seeds (``benchmark.harness.seed_groups``)."""
-    if isinstance(unit, CellTask):
-        return [run_cell(unit)]
-    from benchmark.harness.seed_groups import run_group
-
-    return run_group(unit)
-
-
-def _quiet(unit: Unit) -> Unit:
-    """The unit without progress bars (Ray workers have no terminal)."""
-    if isinstance(unit, CellTask):
-        return replace(unit, progress=False)
-    return replace(unit, tasks=tuple(replace(task, progress=False) for task in unit.tasks))
-
-
-def _outcomes_of(result: Callable[[], list[CellOutcome]], unit: Unit) -> list[CellOutcome]:
-    """A worker that died outright (segfault, OOM kill) fails its cells, not the command."""
+def _outcome_of(result: Callable[[], CellOutcome], task: CellTask) -> CellOutcome:
+    """A worker that died outright (segfault, OOM kill) fails its cell, not the command."""
     try:
         return result()
     except Exception as error:
-        return [
-            record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
-            for task in _tasks_of(unit)
-        ]
-
-
-def _tasks_of(unit: Unit) -> list[CellTask]:
-    return [unit] if isinstance(unit, CellTask) else list(unit.tasks)
-
-
-def default_workers(cells: int) -> int:
-    return max(1, min(cells, available_cores()))
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, available_cores() // workers)
+        return record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
 
 
 def root_path(root: str | Path) -> str:

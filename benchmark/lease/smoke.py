@@ -59,7 +59,7 @@ def check_cells(run_args: Sequence[str]) -> list[str]:
             continue
         saved = torch.load(paths.checkpoint, map_location="cpu", weights_only=False)["trainer"]
         # The harness's own resume path: a fresh trainer on the device, the checkpoint loaded.
-        run, _ = runner._build_run(task, paths)
+        run, _ = runner.build_run(task, paths)
         found = mismatches(saved, run.trainer.state_dict())
         run.trainer.step()
         problems += [f"{task.cell.label}: {problem}" for problem in found]

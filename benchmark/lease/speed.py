@@ -17,6 +17,10 @@ BENCH = "benchmarks/test_bench_gpu.py"
 LEARN_ALIKE = "tests/test_gpu_paths.py"
 
 
+# The pixel baselines the GPU suite times (benchmarks/test_bench_gpu.py), one pytest call each.
+GPU_BENCH_NAMES = ("sac-curl-offline", "cql-curl", "bc-pixels", "drqbc")
+
+
 def _pytest(*args: str) -> list[str]:
     import sys
 
@@ -47,10 +51,8 @@ def learn_alike_outcomes(junit: Path) -> dict[str, str]:
 
 def gpu_suite(out: Path, work: Path, deadline: float, env: dict[str, str]) -> StageResult:
     """Every baseline's variants timed, then the learn-alike checks, until ``deadline``."""
-    from benchmarks.test_bench_gpu import NAMES
-
     result = StageResult("speed", "ok", 0.0)
-    for name in NAMES:
+    for name in GPU_BENCH_NAMES:
         part = work / f"speed-{name}.json"
         command = _pytest(BENCH, "--benchmark-only", f"--benchmark-json={part}", "-k", name)
         result.commands.append(" ".join(command))

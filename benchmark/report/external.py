@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.harness.results import Selection, select_cells
+from benchmark.report.protocol import ProtocolMismatch, protocol_mismatches
 
 BUILT_IN = "built-in"
 
@@ -60,7 +61,6 @@ def find_submissions(paths: Sequence[str | Path]) -> dict[Path, str]:
 def check_submissions(reference: Selection, submissions: dict[Path, str], profile: str) -> None:
     """Refuse (ValueError naming the submission and the field) a submission that ran another
     protocol than the reference's cells of ``profile``, or that holds a reference baseline."""
-    from benchmark.report.compare import ProtocolMismatch, protocol_mismatches
 
     theirs = [reference.meta[f] for f in reference.folders_of(profile) if f in reference.meta]
     reference_algos = {m["cell"]["algo"] for m in theirs}

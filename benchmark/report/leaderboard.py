@@ -21,8 +21,13 @@ from benchmark.atomic import atomic_write_text
 from benchmark.harness import profiles
 from benchmark.harness.profiles import FULL_EPISODE_S
 from benchmark.harness.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
-from benchmark.harness.variant_eval import report_section
 from benchmark.report import divergence, gap
+from benchmark.report.select import (  # noqa: F401  (re-exported)
+    PROFILE_ORDER,
+    algo_order,
+    choose_profile,
+    existing_folders,
+)
 from benchmark.report.stats import (  # noqa: F401  (re-exported: the report's statistics live there)
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -39,16 +44,11 @@ from benchmark.report.stats import (  # noqa: F401  (re-exported: the report's s
     seeded_bootstrap,
     t_interval,
 )
+from benchmark.report.variants import report_section
 
 AGGREGATE = "aggregate"
 IMPROVEMENT_PAIR = ("cql-curl", "sac-curl-offline")  # the question of the original CQL-CURL work
 STATE_IMPROVEMENT_PAIR = ("cql-state", "sac-state-offline")  # the same question on states
-PROFILE_ORDER = (
-    "full",
-    "state",
-    "demo",
-    "smoke",
-)  # the report defaults to the largest scale present
 EXIT_SKIPPED = 1  # the report was written, but some cells' files could not be read
 EXIT_USAGE = 2  # nothing written: bad arguments, no results, or conflicting copies of a cell
 
@@ -153,15 +153,6 @@ def _q_gap(mine: pd.DataFrame, aggregate: bool) -> dict:
         "diverged_runs": count,
         "diverged_of": len(mine),  # runs (cells) counted: seeds x datasets in an aggregate
     }
-
-
-def algo_order(runs: pd.DataFrame) -> list[str]:
-    """Registry order (the order of the original figure's legend), unknown names last."""
-    from benchmark.harness import registry
-
-    present = set(runs["algo"])
-    known = [name for name in registry.names() if name in present]
-    return known + sorted(present - set(known))
 
 
 def improvement_pair(runs: pd.DataFrame) -> tuple[str, str]:
@@ -435,20 +426,6 @@ def _q_gap_cell(row: dict) -> str:
     return "; ".join(parts) or "-"
 
 
-def choose_profile(table: pd.DataFrame, requested: str | None) -> str:
-    present = set(table["profile"])
-    if requested is not None:
-        if requested not in present:
-            raise ValueError(
-                f"no results of profile {requested!r}; present: {sorted(present) or 'none'}"
-            )
-        return requested
-    for name in PROFILE_ORDER:
-        if name in present:
-            return name
-    raise ValueError("no results found (run python -m benchmark.run first)")
-
-
 def write_report(
     results: str | Path | Sequence[str | Path] | Selection,
     out: str | Path,
@@ -518,18 +495,6 @@ def write_matched_gap(
     ]
     text = (out / "leaderboard.md").read_text() + "\n".join(section) + "\n"
     atomic_write_text(out / "leaderboard.md", text)
-
-
-def existing_folders(paths: Sequence[str]) -> list[Path]:
-    """The results folders, each checked to exist (a typo would otherwise merge nothing); a
-    folder holding export archives stands for them, unpacked
-    (:func:`benchmark.report.export_results.results_roots`)."""
-    from benchmark.report.export_results import results_roots
-
-    missing = [path for path in paths if not Path(path).is_dir()]
-    if missing:
-        raise ValueError(f"no such results folder: {', '.join(missing)}")
-    return [root for path in paths for root in results_roots(path)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,7 +52,7 @@ def learning_curves(table: pd.DataFrame, out_dir: Path, x: str = "update") -> li
 
     Colours follow one baseline order in every panel; online baselines are dashed.
     """
-    from benchmark.report.leaderboard import algo_order
+    from benchmark.report.select import algo_order
 
     frame = curves_frame(table)
     datasets = dataset_order(frame["dataset"])
@@ -176,7 +176,7 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
     """Per dataset, each critic baseline's estimate Q(s0, pi(s0)) (solid) against the
     discounted return its policy then obtained (dashed), seeds' range shaded: overestimation
     shows as a solid line above its dashed one, conservatism as one below."""
-    from benchmark.report.leaderboard import algo_order
+    from benchmark.report.select import algo_order
 
     frame = curves_frame(table[table["q_estimate"].notna()])
     if frame.empty:
@@ -219,7 +219,7 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
 def training_metrics(metrics: pd.DataFrame, out_dir: Path) -> list[str]:
     """One row of panels per training metric, one column per dataset: the average over the
     updates between two evaluations, mean over seeds as a line, the seeds' range shaded."""
-    from benchmark.report.leaderboard import algo_order
+    from benchmark.report.select import algo_order
 
     names = [name for name in TRAINING_METRICS if name in metrics and metrics[name].notna().any()]
     if metrics.empty or not names:
@@ -264,7 +264,7 @@ def all_figures(
     ``metrics`` the cells' training-metrics tables (figures without data are skipped). The
     aggregate IQM and the performance profile show only ``aggregated``, the baselines run on
     the same datasets at the same budget (default: :func:`benchmark.report.stats.aggregated_algos`)."""
-    from benchmark.report.leaderboard import algo_order
+    from benchmark.report.select import algo_order
     from benchmark.report.stats import aggregated_algos, algo_datasets, score_matrix
     from benchmark.report.stats import iqm_intervals as iqm
 

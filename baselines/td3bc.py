@@ -1,4 +1,6 @@
-"""DrQ+BC (V-D4RL, Lu et al. 2022): DrQ-v2's actor-critic with TD3+BC's actor term.
+"""TD3+BC (Fujimoto and Gu 2021): on states as published, and from pixels as DrQ+BC (V-D4RL,
+Lu et al. 2022: DrQ-v2's actor-critic with TD3+BC's actor term); one agent, the differences config
+fields.
 
 Networks are DrQ-v2's, built from the shared parts: the conv trunk is the shared CURL/DrQ one
 (4 x 32 filters, 3x3, first stride 2: DrQ-v2's ``Encoder``), the critic's trunk
@@ -32,21 +34,22 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.members import as_batch, check_members, first, member_mean, member_mse
-from baselines.common.observation import make_augment, make_encoder, obs_kind
+from baselines.common.observation import make_augment, make_encoder
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, head_projection, mlp, soft_update
-from benchmark.data.sampler import TransitionBatch
-from benchmark.harness.ranges import (
+from baselines.contract import (
     Count,
     Discount,
     Fraction,
     NonNegative,
     NonNegativeInt,
     Positive,
+    TransitionBatch,
+    obs_kind_of,
 )
 
 
@@ -111,20 +114,19 @@ class DeterministicActor(nn.Module):
         hidden_dim: int,
         action_dim: int,
         pixels: bool = True,
-        members: int | None = None,
     ) -> None:
         super().__init__()
-        self.projection = head_projection(repr_dim, feature_dim, pixels, members)
+        self.projection = head_projection(repr_dim, feature_dim, pixels)
         in_dim = feature_dim if pixels else repr_dim
-        self.policy = mlp(in_dim, hidden_dim, action_dim, members=members)
+        self.policy = mlp(in_dim, hidden_dim, action_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.policy(self.projection(h)))
 
 
-class DrQBCAgent(Checkpointable):
-    """DrQ-v2 + TD3+BC from pixels, or TD3+BC on states; the Agent protocol of
-    ``baselines.common.training``."""
+class TD3BCAgent(Checkpointable):
+    """DrQ-v2 + TD3+BC from pixels, or TD3+BC on states; the ``Agent`` of
+    ``baselines.contract``."""
 
     def __init__(
         self,
@@ -132,19 +134,15 @@ class DrQBCAgent(Checkpointable):
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
-        members: int | None = None,
     ) -> None:
-        check_members(members, obs_shape)
         cfg = config
-        self.config, self.device, self.members = config, torch.device(device), members
-        pixels = obs_kind(obs_shape) == "pixels"
+        self.config, self.device = config, torch.device(device)
+        pixels = obs_kind_of(obs_shape) == "pixels"
         self.augment = make_augment(obs_shape, cfg.aug_pad)
-        self.encoder = make_encoder(
-            obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters, members
-        )
-        self.critic = DoubleQ(self.encoder.feature_dim, action_dim, cfg.hidden_dim, members=members)
+        self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        self.critic = DoubleQ(self.encoder.feature_dim, action_dim, cfg.hidden_dim)
         self.actor = DeterministicActor(
-            self.encoder.conv.repr_dim, cfg.feature_dim, cfg.hidden_dim, action_dim, pixels, members
+            self.encoder.conv.repr_dim, cfg.feature_dim, cfg.hidden_dim, action_dim, pixels
         )
         for module in (self.encoder, self.critic, self.actor):
             module.to(self.device)
@@ -179,15 +177,13 @@ class DrQBCAgent(Checkpointable):
             target_q = torch.min(*self.critic_target(self.target_projection(h_next), next_action))
             target_q = batch.reward + batch.not_done * cfg.discount * target_q
         q1, q2 = self.critic(self.encoder.projection(h), batch.action)
-        critic_loss = member_mse(q1, target_q, self.members) + member_mse(
-            q2, target_q, self.members
-        )
+        critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.sum().backward()  # summed over members: each gets its own gradient
+        critic_loss.backward()
         self.critic_opt.step()
 
         self.updates += 1
-        metrics = {"critic_loss": critic_loss, "q1": member_mean(q1, self.members)}
+        metrics = {"critic_loss": critic_loss, "q1": q1.mean()}
         if update_actor:
             metrics |= self.actor_step(h.detach(), batch.action, std)
             soft_update(self.encoder.projection, self.target_projection, cfg.critic_tau)
@@ -207,30 +203,27 @@ class DrQBCAgent(Checkpointable):
             action = clipped_noise_action(action, std, cfg.stddev_clip)
         q1, q2 = self.critic(self.encoder.projection(h), action)
         q = q1 if cfg.actor_critic == "first" else torch.min(q1, q2)
-        actor_loss, bc_loss = td3_bc_actor_loss(q, action, data_action, cfg.bc_alpha, self.members)
+        actor_loss, bc_loss = td3_bc_actor_loss(q, action, data_action, cfg.bc_alpha)
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.sum().backward(inputs=list(self.actor.parameters()))
+        actor_loss.backward(inputs=list(self.actor.parameters()))
         self.actor_opt.step()
         return {"actor_loss": actor_loss, "bc_loss": bc_loss}
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """The mean action; with ``deterministic=False``, plus unclipped scheduled noise
-        (DrQ-v2's ``dist.sample(clip=None)``), clamped to [-1, 1]. With members: (M, D)
-        states or (M, C*stack, H, W) frames -> (M, A) actions."""
-        action = self.actor(self.encoder.conv(as_batch(obs, self.members, self.device)))
+        (DrQ-v2's ``dist.sample(clip=None)``), clamped to [-1, 1]."""
+        action = self.actor(self.encoder.conv(torch.as_tensor(obs, device=self.device)[None]))
         if not deterministic:
             action = (action + self.stddev() * torch.randn_like(action)).clamp(-1.0, 1.0)
-        return first(action, self.members).cpu().numpy()
+        return action[0].cpu().numpy()
 
     @torch.no_grad()
     def value(self, obs: np.ndarray) -> float:
         """The critic's estimate Q(s, pi(s)) for the mean action (min of the two heads, the
-        value TD3 bootstraps with); with members an (M,) array."""
-        h = self.encoder.conv(as_batch(obs, self.members, self.device))
+        value TD3 bootstraps with)."""
+        h = self.encoder.conv(torch.as_tensor(obs, device=self.device)[None])
         q = torch.min(*self.critic(self.encoder.projection(h), self.actor(h)))
-        if self.members is not None:
-            return first(q, self.members)[:, 0].cpu().numpy()
         return float(q.item())
 
     def _parts(self) -> dict[str, Any]:
@@ -262,10 +255,9 @@ def td3_bc_actor_loss(
     action: torch.Tensor,
     data_action: torch.Tensor,
     alpha: float,
-    members: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """TD3+BC (Fujimoto and Gu 2021, eq. 5): -lambda mean Q + MSE, lambda = alpha / mean|Q|
-    (not differentiated; each member's own). Returns (total loss, the MSE term)."""
-    bc_loss = member_mse(action, data_action, members)
-    lam = alpha / member_mean(q.detach().abs(), members)
-    return -lam * member_mean(q, members) + bc_loss, bc_loss
+    (not differentiated). Returns (total loss, the MSE term)."""
+    bc_loss = F.mse_loss(action, data_action)
+    lam = alpha / q.detach().abs().mean()
+    return -lam * q.mean() + bc_loss, bc_loss

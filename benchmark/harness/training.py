@@ -1,6 +1,6 @@
-"""The training contract the harness calls for every baseline.
+"""The loop around an agent: trainers (offline, online), the observer, seeding and RNG state.
 
-A baseline is an :class:`Agent` (networks, losses, ``update``). The loop around it, one update per
+A baseline is an :class:`~baselines.contract.Agent` (networks, losses, ``update``). The loop around it, one update per
 ``step()``, is a :class:`Trainer`: offline trainers sample from a replay filled from a dataset
 (:class:`FrameReplay` on pixels, :class:`StateReplay` on states); online trainers also act in the
 environment and append to their own replay of the same kind. The harness
@@ -17,33 +17,17 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from benchmark.data.sampler import FrameReplay, FrameStacker, TransitionBatch
+from baselines.contract import Agent
+from benchmark.data.sampler import FrameReplay, FrameStacker
 from benchmark.data.state_replay import StateNormalizer, StateObserver, StateReplay
 
 Replay = FrameReplay | StateReplay
-
-
-@runtime_checkable
-class Agent(Protocol):
-    """What every baseline implements; the runner never reaches further inside."""
-
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
-        """One gradient update on a (CPU or device) batch; returns scalar metrics."""
-        ...
-
-    def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """uint8 (C*stack, H, W) frames, or a float32 (D,) normalised state -> action in [-1, 1]."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def rng_state() -> dict[str, Any]:
