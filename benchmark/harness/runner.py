@@ -215,8 +215,19 @@ def _mismatch_message(paths: CellPaths) -> str:
     )
 
 
+_STOP_REQUESTED = False  # set by request_stop: every cell of this process is out of time
+
+
+def request_stop() -> None:
+    """Every cell of this process stops at its next exact checkpoint, as at the end of its
+    time budget: called from a signal handler (SLURM's warning before a time limit or a
+    preemption, :mod:`benchmark.harness.slurm`), so it only sets a flag."""
+    global _STOP_REQUESTED
+    _STOP_REQUESTED = True
+
+
 def out_of_time(task: CellTask) -> bool:
-    return task.stop_at is not None and _now() >= task.stop_at
+    return _STOP_REQUESTED or (task.stop_at is not None and _now() >= task.stop_at)
 
 
 def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
