@@ -6,8 +6,10 @@ submitit: pickled tasks, job folders, result pickles), whose tables equal the lo
 Marked ``slurm`` (and ``slow``; run them with ``python -m pytest -m slurm tests/test_slurm.py``):
 the same launcher against a real single-node SLURM (``scripts/slurm_local.sh``, started here
 when it is not up and this is root): a smoke grid as one job array; a task given too little
-time, requeued, resuming to the uninterrupted table; a task cancelled with ``scancel`` while
-its siblings finish, and a rerun that resumes it.
+time, requeued, resuming to the uninterrupted table; a task sent SLURM's warning signal
+(preemption), requeued and resuming exactly, and one cancelled with ``scancel``, while their
+sibling finishes, and a rerun that resumes the cancelled one. About 10 minutes: each requeue
+waits the 2 minutes SLURM holds a requeued job.
 """
 
 from __future__ import annotations
@@ -263,15 +265,21 @@ def real_slurm() -> None:
     assert slurm_up()
 
 
-def squeue_all(array_id: str) -> dict[str, str]:
-    """Every task of the array with its state, ended ones included (SLURM keeps them a while)."""
-    out = subprocess.run(
-        ["squeue", "-h", "--array", "-t", "all", "-o", "%i|%T", "-j", array_id],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return dict(line.split("|") for line in out.split())
+def final_states(array_id: str) -> dict[str, str]:
+    """Every task of the array with its final state (SLURM lists ended jobs for MinJobAge):
+    a task whose result is written may still be COMPLETING for a moment."""
+    deadline = time.monotonic() + 120
+    while True:
+        out = subprocess.run(
+            ["squeue", "-h", "--array", "-t", "all", "-o", "%i|%T", "-j", array_id],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        states = dict(line.split("|") for line in out.split())
+        if not set(states.values()) & slurm.ACTIVE_STATES or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
 
 
 @pytest.mark.usefixtures("real_slurm")
@@ -286,7 +294,7 @@ def test_a_smoke_grid_runs_as_one_slurm_job_array(tmp_path: Path) -> None:
     jobs = submissions(tmp_path / "r")
     arrays = {job["job"].split("_")[0] for job in jobs}
     assert len(arrays) == 1 and len(jobs) == len(registry.names()) + 1  # one array, a task a cell
-    states = squeue_all(arrays.pop())
+    states = final_states(arrays.pop())
     by_algo = {job["cells"][0]["algo"]: states[job["job"]] for job in jobs}
     assert by_algo.pop("diverging") == "FAILED"  # its failed.json says why
     assert set(by_algo.values()) == {"COMPLETED"}
@@ -327,36 +335,51 @@ def test_a_task_given_too_little_time_is_requeued_and_resumes_to_the_uninterrupt
     assert_same_tables(tmp_path / "fresh", tmp_path / "requeued")
 
 
+def wait_for(path: Path, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 300
+    while not path.exists():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
 @pytest.mark.usefixtures("real_slurm")
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_a_cancelled_task_leaves_its_siblings_finishing_and_a_rerun_resumes_it(
+def test_preempted_and_cancelled_tasks_leave_their_siblings_finishing_and_resume_exactly(
     tmp_path: Path,
 ) -> None:
-    grid = ("--algos", "td3bc-state", "--seeds", "3", "--set", "updates=10000")
-    grid += ("--set", "eval_interval=1000", "--launcher", "slurm", "--slurm-cpus", "1")
+    """Three tasks: seed 0 cancelled with scancel, seed 1 sent SLURM's warning signal (what a
+    preemption or a near time limit sends), seed 2 left alone."""
+    cells = ("--algos", "td3bc-state", "--set", "updates=10000", "--set", "eval_interval=1000")
+    fresh = run_cli(tmp_path / "fresh", *cells, "--seeds", "1,", "--workers", "2")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    grid = (*cells, "--seeds", "3", "--launcher", "slurm", "--slurm-cpus", THREADS)
     log = tmp_path / "run.log"
     with log.open("w") as out:
         process = subprocess.Popen(
             command(tmp_path / "r", *grid), cwd=REPO, stdout=out, stderr=subprocess.STDOUT
         )
-    victim = CellPaths.of(tmp_path / "r", Cell("td3bc-state", RANDOM, 0, "smoke"))
-    deadline = time.monotonic() + 300
-    while not victim.checkpoint.exists():
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.2)
-    job = next(j["job"] for j in submissions(tmp_path / "r") if j["cells"][0]["seed"] == 0)
-    subprocess.run(["scancel", job], check=True)
+    seed = {
+        n: CellPaths.of(tmp_path / "r", Cell("td3bc-state", RANDOM, n, "smoke")) for n in range(3)
+    }
+    wait_for(seed[0].checkpoint, process, log)
+    job = {j["cells"][0]["seed"]: j["job"] for j in submissions(tmp_path / "r")}
+    subprocess.run(["scancel", job[0]], check=True)
+    wait_for(seed[1].checkpoint, process, log)
+    subprocess.run(["scancel", "--signal", slurm.warning_signal().name, job[1]], check=True)
     assert process.wait(timeout=600) == run.EXIT_FAILED_CELLS
     text = log.read_text()
     print(text)
-    assert not victim.done.exists() and not victim.failed.exists()  # cut short, not failed
-    for seed in (1, 2):
-        assert CellPaths.of(
-            tmp_path / "r", Cell("td3bc-state", RANDOM, seed, "smoke")
-        ).done.exists()
-    assert f"{job}: CANCELLED" in text or f"job {job} ended before this cell did" in text
+    assert not seed[0].done.exists() and not seed[0].failed.exists()  # cut short, not failed
+    assert seed[1].done.exists() and seed[2].done.exists()
+    assert f"job {job[0]} ended before this cell did" in text
+    assert "requeueing the task" in text and f"{job[1]}: PENDING" in text
+    starts = [line for line in text.splitlines() if "seed 1: start at update" in line]
+    assert len(starts) == 2 and " start at update 0 " not in starts[1]  # resumed, not restarted
+    preempted = load_results(tmp_path / "r")
+    seed_one = preempted[preempted["seed"] == 1].drop(columns="seconds").reset_index(drop=True)
+    pd.testing.assert_frame_equal(seed_one, tables(tmp_path / "fresh")[0])
 
     rerun = run_cli(tmp_path / "r", *grid)
     print(rerun.stderr[-4000:], rerun.stdout, sep="\n")

@@ -38,7 +38,7 @@ from typing import Any
 
 from benchmark.harness import registry, runner
 from benchmark.harness.progress import TICK_S, line
-from benchmark.harness.results import Cell, CellPaths
+from benchmark.harness.results import Cell, CellPaths, read_evals
 
 SUBMITIT = "submitit==1.5.4"  # the pinned extra: pyproject.toml [project.optional-dependencies]
 CLUSTERS = ("slurm", "local")  # submitit's executors: a SLURM cluster, or processes here
@@ -681,9 +681,11 @@ def cell_on_disk(root: str, cell: Cell, why: str) -> runner.CellOutcome:
         return runner.CellOutcome(
             cell, "failed", error=json.loads(paths.failed.read_text())["error"]
         )
-    updates = runner.paused_outcome(cell, paths).updates
-    resume = f"the same command resumes it from update {updates}"
-    return runner.CellOutcome(cell, "failed", updates=updates, error=f"{why}; {resume}")
+    rows = read_evals(paths.evals) if paths.evals.exists() else None
+    updates = 0 if rows is None or rows.empty else int(rows["update"].iloc[-1])
+    resume = "the same command resumes it from its last checkpoint"
+    where = f" (evaluated to update {updates})" if updates else ""
+    return runner.CellOutcome(cell, "failed", updates=updates, error=f"{why}{where}; {resume}")
 
 
 class LogRelay:
