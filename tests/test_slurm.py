@@ -156,7 +156,7 @@ def test_slurm_times_read_as_sbatch_reads_them(text: str, minutes: int) -> None:
 
 
 # -- submitit's local cluster ------------------------------------------------------------------
-GRID = ("--algos", "bc-pixels,td3bc-state,sac-state-online", "--seeds", "2")
+GRID = ("--algos", "bc-pixels,td3bc-state,sac-state-online")  # pixels, states, online
 # The local launcher's runs below use 2 workers: a task gets the torch threads a worker gets
 # (a thread count can change a float sum's order, so tables are compared at equal counts).
 THREADS = str(threads_per_worker(2))
@@ -172,18 +172,18 @@ def test_a_smoke_grid_through_submitits_local_cluster_gives_the_local_launchers_
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     assert_same_tables(tmp_path / "local", tmp_path / "submitit")
     jobs = submissions(tmp_path / "submitit")
-    assert len(jobs) == 6 and all(len(job["cells"]) == 1 for job in jobs)  # a task per cell
+    assert len(jobs) == 3 and all(len(job["cells"]) == 1 for job in jobs)  # a task per cell
     for job in jobs:  # submitit's own files: the pickled task and its result
         folder = tmp_path / "submitit" / slurm.JOBS_FOLDER / job["job"]
         assert (folder / f"{job['job']}_submitted.pkl").exists()
         assert (folder / f"{job['job']}_0_result.pkl").exists()
-    label = f"td3bc-state | {RANDOM} | seed 1"
+    label = f"td3bc-state | {RANDOM} | seed 0"
     assert f"[cell] {label}: start at update 0 of 4" in submitted.stderr  # relayed from the task
     assert f"[cell] {label}: done after 4 updates" in submitted.stderr
 
     again = run_cli(tmp_path / "submitit", *GRID, *LOCAL_CLUSTER)
-    assert again.returncode == 0 and again.stdout.count("skipped") == 6
-    assert len(submissions(tmp_path / "submitit")) == 6  # nothing resubmitted
+    assert again.returncode == 0 and again.stdout.count("skipped") == 3
+    assert len(submissions(tmp_path / "submitit")) == 3  # nothing resubmitted
     assert_same_tables(tmp_path / "local", tmp_path / "submitit")
 
 
@@ -245,6 +245,18 @@ def test_a_failed_cell_fails_its_own_task_and_the_others_run_on(tmp_path: Path) 
         result = tmp_path / "r" / slurm.JOBS_FOLDER / job["job"] / f"{job['job']}_0_result.pkl"
         outcomes[job["cells"][0]["algo"]] = submitit.core.utils.pickle_load(result)[0]
     assert outcomes == {"diverging": "error", "bc-state": "success"}  # the task itself failed
+
+
+def test_a_device_the_node_lacks_fails_the_tasks_cells_with_failed_json(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: --device cuda is no error here")
+    done = run_cli(tmp_path / "r", "--algos", "bc-state", "--device", "cuda", *LOCAL_CLUSTER)
+    assert done.returncode == run.EXIT_FAILED_CELLS, done.stderr[-3000:]
+    failed = CellPaths.of(tmp_path / "r", Cell("bc-state", RANDOM, 0, "smoke")).failed
+    error = json.loads(failed.read_text())["error"]
+    assert "--device cuda: this node" in error and "has 0 CUDA device(s)" in error
 
 
 # -- a real SLURM ------------------------------------------------------------------------------
@@ -311,12 +323,12 @@ def test_a_task_given_too_little_time_is_requeued_and_resumes_to_the_uninterrupt
     tmp_path: Path,
 ) -> None:
     # One offline cell long enough to need two or three one-minute jobs: stops anywhere are exact.
-    cell = ("--algos", "td3bc-state", "--set", "updates=12000", "--set", "eval_interval=3000")
+    cell = ("--algos", "td3bc-state", "--set", "updates=6000", "--set", "eval_interval=1500")
     fresh = run_cli(tmp_path / "fresh", *cell, "--workers", "2")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     training_s = float(load_results(tmp_path / "fresh")["seconds"].max())
-    # The budget: about 10 s to start, then half the training; the rest after a requeue.
-    margin = max(5.0, 60.0 - 10.0 - training_s / 2)
+    # The budget: about 15 s to start, then 60% of the training; the rest after a requeue.
+    margin = max(5.0, 60.0 - 15.0 - 0.6 * training_s)
     config = tmp_path / "slurm.toml"
     config.write_text(f"time = 1\nmargin_s = {margin:.0f}\nsignal_delay_s = 5\nrequeues = 4\n")
     args = ("--launcher", "slurm", "--slurm-config", str(config), "--slurm-cpus", THREADS)
@@ -330,7 +342,7 @@ def test_a_task_given_too_little_time_is_requeued_and_resumes_to_the_uninterrupt
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert "requeueing the task" in requeued.stderr
     starts = [line for line in requeued.stderr.splitlines() if ": start at update " in line]
-    assert len(starts) >= 2 and "start at update 0 of 12000" in starts[0]
+    assert len(starts) >= 2 and "start at update 0 of 6000" in starts[0]
     assert all(" start at update 0 " not in line for line in starts[1:])  # resumed, not restarted
     assert_same_tables(tmp_path / "fresh", tmp_path / "requeued")
 

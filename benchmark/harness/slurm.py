@@ -327,9 +327,8 @@ class ArrayTask:
 
     def __call__(self) -> list[runner.CellOutcome]:
         stop_at = job_deadline(self.time_limit_s) - self.margin_s
-        units = [on_this_node(unit, stop_at, self.cpus) for unit in self.units]
         with stop_on_warning() as hand_over:
-            outcomes = [o for unit in units for o in run_unit(unit)]
+            outcomes = [o for unit in self.units for o in run_here(unit, stop_at, self.cpus)]
             if any(o.status == "paused" for o in outcomes):
                 hand_over()  # requeues and exits; returns when the requeues are spent
         failed = [o for o in outcomes if o.status in ("failed", "busy")]
@@ -345,13 +344,23 @@ class ArrayTask:
         return DelayedSubmission(self)
 
 
-def run_unit(unit: Any) -> list[runner.CellOutcome]:
+def run_here(unit: Any, stop_at: float, cpus: int) -> list[runner.CellOutcome]:
+    """One unit on this node; a device or precision this node cannot give fails its cells
+    (with ``failed.json``), as an error in a cell does."""
+    try:
+        unit = on_this_node(unit, stop_at, cpus)
+    except Exception as error:
+        tasks = runner._tasks_of(unit)
+        for task in tasks:
+            CellPaths.of(task.root, task.cell).folder.mkdir(parents=True, exist_ok=True)
+        return [runner.record_failure(t.cell, CellPaths.of(t.root, t.cell), error) for t in tasks]
     return runner._outcomes_of(lambda: runner.run_unit(unit), unit)
 
 
 def job_deadline(time_limit_s: float) -> float:
-    """When SLURM ends this job: ``SLURM_JOB_END_TIME`` (SLURM 23.02 and later), else the
-    requested time from now (a task starts seconds after its job; the margin covers them)."""
+    """When SLURM ends this job: ``SLURM_JOB_END_TIME`` where SLURM sets it (22.05 does not),
+    else the requested time from now (a task starts seconds after its job; the margin covers
+    them). A requeued job starts with its whole time again."""
     end = os.environ.get("SLURM_JOB_END_TIME")
     if end and end.isdigit():
         return float(end)
