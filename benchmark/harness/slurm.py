@@ -583,15 +583,23 @@ def record_submission(
             handle.write(json.dumps(record) + "\n")
 
 
-def earlier_active_cells(root: Path, options: SlurmOptions) -> dict[Cell, str]:
+def earlier_active_cells(
+    root: Path, options: SlurmOptions, settle_s: float = 60.0
+) -> dict[Cell, str]:
     """Cells of earlier SLURM submissions to this results folder whose jobs are still queued
-    or running (the local cluster's processes end with their command)."""
+    or running (the local cluster's processes end with their command). Jobs just cancelled
+    stay COMPLETING while SLURM kills them: waited for, up to ``settle_s``."""
     path = root / JOBS_FOLDER / SUBMISSIONS
     if options.cluster != "slurm" or not path.exists():
         return {}
     records = [json.loads(text) for text in path.read_text().splitlines() if text.strip()]
     records = [r for r in records if r.get("cluster") == "slurm"]
-    states = squeue_states(sorted({r["job"].split("_")[0] for r in records}))
+    arrays = sorted({r["job"].split("_")[0] for r in records})
+    deadline = time.monotonic() + settle_s
+    while (states := squeue_states(arrays)) is not None and time.monotonic() < deadline:
+        if "COMPLETING" not in {states.get(r["job"]) for r in records}:
+            break
+        time.sleep(2)
     if states is None:  # squeue did not answer: assume nothing runs, as before this launcher
         return {}
     return {
