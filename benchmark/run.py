@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from baselines import contract
-from benchmark.harness import precision, profiles, registry
+from benchmark.harness import precision, profiles, registry, slurm
 from benchmark.harness.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.harness.precision import PrecisionChoice
 from benchmark.harness.profiles import Profile
@@ -100,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--profile", choices=list(profiles.PROFILES), default="demo")
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
-    parser.add_argument("--launcher", choices=["local", "ray"], default="local")
+    parser.add_argument(
+        "--launcher",
+        choices=["local", "ray", "slurm"],
+        default="local",
+        help="local worker processes (default), Ray tasks, or a SLURM job array (submitit; "
+        "the --slurm-* flags below; README, 'Running on a SLURM cluster')",
+    )
     parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (ray only)")
     parser.add_argument("--results", default="runs", help="results folder (default: runs)")
     parser.add_argument("--device", default="auto", help="'auto' (cuda if present), cpu, cuda:0")
@@ -153,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --plan: time a few updates of each baseline and a few rendered steps on the "
         "chosen device and estimate the run's wall-clock",
     )
+    slurm.add_arguments(parser)
     return parser
 
 
@@ -382,16 +389,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     try:  # before any cell starts: a bad device or budget is a usage error
-        args.device = resolve_device(args.device)
+        args.device = check_device(args)
         budget = parse_duration(args.time_budget) if args.time_budget is not None else None
         args.summary_every_s = parse_duration(args.summary_every)
+        args.slurm_options = slurm_options(args)
     except ValueError as error:
         parser.error(str(error))
     if args.plan:
         print_plan(plan)
         print_cost(plan, args)
+        if args.slurm_options is not None:
+            print(slurm.describe_jobs(plan.cells, args.slurm_options, args.results))
         return 0
+    if args.slurm_options is not None:
+        return execute_slurm(plan, args, args.slurm_options)
     return execute(plan, args, budget)
+
+
+def check_device(args: argparse.Namespace) -> str:
+    """The device on this machine; under SLURM only its form (each node resolves it)."""
+    if args.launcher == "slurm":
+        return slurm.check_device_name(args.device)
+    return resolve_device(args.device)
+
+
+def slurm_options(args: argparse.Namespace) -> slurm.SlurmOptions | None:
+    """``--launcher slurm``'s options (ValueError for a bad one); None for other launchers."""
+    given = [name for name, value in vars(args).items() if name.startswith("slurm_") and value]
+    if args.launcher != "slurm":
+        if given or args.no_wait:
+            flags = ", ".join(f"--{n.replace('_', '-')}" for n in given) or "--no-wait"
+            raise ValueError(f"{flags}: only with --launcher slurm (--launcher is {args.launcher})")
+        return None
+    if args.time_budget is not None:
+        raise ValueError(
+            "--time-budget is for the local and ray launchers: a SLURM task's budget is its "
+            "job's time (--slurm-time), and it is requeued when that runs out"
+        )
+    return slurm.options_from_args(args)
 
 
 def print_cost(plan: Plan, args: argparse.Namespace) -> None:
@@ -435,6 +470,48 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     else:
         outcomes = runner.run_local(tasks, workers, progress.outcome, on_tick=progress.tick)
     progress.close()
+    return finish(outcomes, root, args)
+
+
+def execute_slurm(plan: Plan, args: argparse.Namespace, options: slurm.SlurmOptions) -> int:
+    """``--launcher slurm``: datasets here (on the shared filesystem), cells as a job array."""
+    from benchmark.data.envs import ensure_headless_gl
+    from benchmark.datasets import DatasetError
+    from benchmark.harness import runner
+
+    try:
+        root = check_writable(args.results)
+        slurm.require_submitit()
+    except (PermissionError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    ensure_headless_gl()  # small profiles build their datasets here, rendering frames
+    try:
+        dataset_ids = prepare_datasets(plan, runner.default_workers(len(plan.cells)))
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    # A profile that asks for fp32 or bf16 is decided here; auto is measured on each node.
+    choice = None if plan.profile.precision == precision.AUTO else decide_precision(plan, "cpu", 1)
+    tasks = make_tasks(plan, args, str(root), dataset_ids, 1, None, choice)
+    print_plan(plan)
+    sys.stdout.flush()
+    progress = RunProgress(len(tasks), bars=False, summary_every_s=args.summary_every_s)
+    outcomes = slurm.launch(
+        tasks, options, root, progress.outcome, progress.tick, wait=not args.no_wait
+    )
+    if args.no_wait:
+        print(
+            f"submitted; results arrive in {root} (report at any time: python -m "
+            f"benchmark.report --results {args.results}; the same command resumes)"
+        )
+        return 0
+    progress.close()
+    return finish(outcomes, root, args)
+
+
+def finish(outcomes: Sequence, root: object, args: argparse.Namespace) -> int:
+    """The summary table and the exit status: failed cells 1, paused ones 75, else 0."""
     print(summary_table(outcomes))
     print(f"results: {root}  (report: python -m benchmark.report --results {args.results})")
     bad = [o for o in outcomes if o.status in ("failed", "busy")]
@@ -480,7 +557,12 @@ def make_tasks(
 
     from benchmark.harness.runner import CellTask, threads_per_worker
 
-    device = resolve_device(args.device)
+    # Under SLURM each node resolves the device (a login node may have no GPU).
+    device = (
+        args.device
+        if getattr(args, "launcher", "local") == "slurm"
+        else resolve_device(args.device)
+    )
     threads = threads_per_worker(workers)
     return [
         CellTask(

@@ -78,7 +78,7 @@ def test_setup_installs_vorb_from_the_wheelhouse_alone(tmp_path: Path) -> None:
     )
     assert built.returncode == 0, built.stderr[-3000:]
     names = {path.name.split("-")[0].lower() for path in wheelhouse.glob("*.whl")}
-    assert {"torch", "rliable", "ray", "pytest", "setuptools", "mujoco"} <= names
+    assert {"torch", "rliable", "ray", "submitit", "pytest", "setuptools", "mujoco"} <= names
 
     checkout = tmp_path / "vorb"  # a copy, so that the editable install leaves the repo alone
     checkout.mkdir()

@@ -218,8 +218,19 @@ def _mismatch_message(paths: CellPaths) -> str:
     )
 
 
+_STOP_REQUESTED = False  # set by request_stop: every cell of this process is out of time
+
+
+def request_stop() -> None:
+    """Every cell of this process stops at its next exact checkpoint, as at the end of its
+    time budget: called from a signal handler (SLURM's warning before a time limit or a
+    preemption, :mod:`benchmark.harness.slurm`), so it only sets a flag."""
+    global _STOP_REQUESTED
+    _STOP_REQUESTED = True
+
+
 def out_of_time(task: CellTask) -> bool:
-    return task.stop_at is not None and now() >= task.stop_at
+    return _STOP_REQUESTED or (task.stop_at is not None and now() >= task.stop_at)
 
 
 def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
@@ -613,7 +624,7 @@ def run_local(
             finished, _ = wait(pending, timeout=TICK_S, return_when=FIRST_COMPLETED)
             on_tick()
             for future in finished:
-                outcome = _outcome_of(future.result, pending.pop(future))
+                outcome = outcome_of(future.result, pending.pop(future))
                 outcomes.append(outcome)
                 on_outcome(outcome)
     return outcomes
@@ -650,7 +661,7 @@ def run_ray(
             on_tick()
             if not finished:
                 continue
-            outcome = _outcome_of(lambda ref=finished[0]: ray.get(ref), pending.pop(finished[0]))
+            outcome = outcome_of(lambda ref=finished[0]: ray.get(ref), pending.pop(finished[0]))
             outcomes.append(outcome)
             on_outcome(outcome)
         return outcomes
@@ -658,7 +669,7 @@ def run_ray(
         ray.shutdown()
 
 
-def _outcome_of(result: Callable[[], CellOutcome], task: CellTask) -> CellOutcome:
+def outcome_of(result: Callable[[], CellOutcome], task: CellTask) -> CellOutcome:
     """A worker that died outright (segfault, OOM kill) fails its cell, not the command."""
     try:
         return result()
