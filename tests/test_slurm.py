@@ -8,8 +8,8 @@ the same launcher against a real single-node SLURM (``scripts/slurm_local.sh``, 
 when it is not up and this is root): a smoke grid as one job array; a task given too little
 time, requeued, resuming to the uninterrupted table; a task sent SLURM's warning signal
 (preemption), requeued and resuming exactly, and one cancelled with ``scancel``, while their
-sibling finishes, and a rerun that resumes the cancelled one. About 10 minutes: each requeue
-waits the 2 minutes SLURM holds a requeued job.
+sibling finishes, and a rerun that resumes the cancelled one. 10 to 35 minutes with the
+machine's load: each requeue waits the 2 minutes SLURM holds a requeued job.
 """
 
 from __future__ import annotations
