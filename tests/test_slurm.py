@@ -8,8 +8,8 @@ the same launcher against a real single-node SLURM (``scripts/slurm_local.sh``, 
 when it is not up and this is root): a smoke grid as one job array; a task given too little
 time, requeued, resuming to the uninterrupted table; a task sent SLURM's warning signal
 (preemption), requeued and resuming exactly, and one cancelled with ``scancel``, while their
-sibling finishes, and a rerun that resumes the cancelled one. About 10 minutes: each requeue
-waits the 2 minutes SLURM holds a requeued job.
+sibling finishes, and a rerun that resumes the cancelled one. 10 to 35 minutes with the
+machine's load: each requeue waits the 2 minutes SLURM holds a requeued job.
 """
 
 from __future__ import annotations
@@ -298,6 +298,7 @@ def final_states(array_id: str) -> dict[str, str]:
 @pytest.mark.usefixtures("real_slurm")
 @pytest.mark.slow
 @pytest.mark.slurm
+@pytest.mark.timeout(3600)  # a loaded machine: each requeue also waits 2 min
 def test_a_smoke_grid_runs_as_one_slurm_job_array(tmp_path: Path) -> None:
     algos = ("--algos", ",".join([*registry.names(), "diverging_agent:DivergingAgent"]))
     args = (*algos, "--launcher", "slurm", "--slurm-cpus", "1", "--slurm-time", "10")
@@ -320,6 +321,7 @@ def test_a_smoke_grid_runs_as_one_slurm_job_array(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("real_slurm")
 @pytest.mark.slow
 @pytest.mark.slurm
+@pytest.mark.timeout(3600)  # a loaded machine: each requeue also waits 2 min
 def test_a_task_given_too_little_time_is_requeued_and_resumes_to_the_uninterrupted_table(
     tmp_path: Path,
 ) -> None:
@@ -368,6 +370,7 @@ def wait_for(path: Path, process: subprocess.Popen, log: Path) -> None:
 @pytest.mark.usefixtures("real_slurm")
 @pytest.mark.slow
 @pytest.mark.slurm
+@pytest.mark.timeout(3600)  # a loaded machine: each requeue also waits 2 min
 def test_preempted_and_cancelled_tasks_leave_their_siblings_finishing_and_resume_exactly(
     tmp_path: Path,
 ) -> None:
