@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from baselines import contract
-from benchmark.harness import precision, profiles, registry, slurm
+from benchmark.data.envs import ensure_headless_gl
+from benchmark.datasets import DatasetError, build_dataset, known_dataset_ids, load_or_explain
+from benchmark.datasets.build import state_dataset_id
+from benchmark.datasets.store import is_built
+from benchmark.harness import cost, precision, profiles, registry, runner, slurm
 from benchmark.harness.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.harness.precision import PrecisionChoice
 from benchmark.harness.profiles import Profile
 from benchmark.harness.results import ONLINE, Cell, check_writable
+from benchmark.harness.runner import CellTask, default_workers, plan_cells, threads_per_worker
 from benchmark.harness.variant_eval import parse_eval_variants
 from benchmark.progress import SUMMARY_EVERY_S, RunProgress, interactive
 
@@ -41,7 +47,6 @@ class Plan:
 
 # -- argument parsing --------------------------------------------------------------------------
 def _epilog() -> str:
-    from benchmark.datasets import known_dataset_ids
 
     lines = ["baselines (--algos; also module:Class, see docs/agent-contract.md):"]
     lines += [_baseline_line(name) for name in registry.names()]
@@ -208,7 +213,6 @@ def parse_seeds(values: Sequence[str] | None, default_count: int) -> tuple[int, 
 
 
 def parse_datasets(values: Sequence[str], profile: Profile) -> tuple[str, ...]:
-    from benchmark.datasets import known_dataset_ids
 
     known = known_dataset_ids()
     parts = [part.strip() for value in values for part in value.split(",") if part.strip()]
@@ -233,7 +237,6 @@ def make_plan(args: argparse.Namespace) -> Plan:
     check_ranges(profile, specs, overrides)
     datasets = parse_datasets(args.datasets, profile)
     seeds = parse_seeds(args.seeds, profile.seeds)
-    from benchmark.harness.runner import plan_cells
 
     cells = tuple(plan_cells(specs, datasets, seeds, profile))
     offline_datasets = datasets if any(s.offline for s in specs) else ()
@@ -259,7 +262,6 @@ def prepare_datasets(plan: Plan, workers: int) -> dict[tuple[str, str], str]:
     build of the same episodes (``vorb-state/...``: no frames, minutes to build, digest-checked
     against the recipe at full size), built here whenever it is missing.
     """
-    from benchmark.datasets import load_or_explain
 
     profile, resolved = plan.profile, {}
     kinds = sorted({spec.obs_kind for spec in plan.specs if spec.offline})
@@ -277,13 +279,9 @@ def prepare_datasets(plan: Plan, workers: int) -> dict[tuple[str, str], str]:
 
 
 def _ensure_state_dataset(recipe_id: str, target: str, profile: Profile, workers: int) -> str:
-    from benchmark.datasets.build import state_dataset_id
 
     state_target = state_dataset_id(target)
     if profile.dataset_transitions is None:
-        from benchmark.datasets import build_dataset
-        from benchmark.datasets.store import is_built
-
         if not is_built(state_target):
             print(f"[run] dataset {state_target}: building (state only)", file=sys.stderr)
             build_dataset(recipe_id, workers=workers, observation="state", progress=interactive())
@@ -295,7 +293,6 @@ def _ensure_state_dataset(recipe_id: str, target: str, profile: Profile, workers
 def _build_small(
     recipe_id: str, target: str, profile: Profile, workers: int, observation: str
 ) -> None:
-    from benchmark.datasets import build_dataset
 
     print(f"[run] dataset {target}: loading or building", file=sys.stderr)
     build_dataset(
@@ -314,7 +311,6 @@ def reference_datasets(plan: Plan, resolved: dict[tuple[str, str], str]) -> tupl
     ones (an online-only run neither builds nor requires any)."""
     if resolved:
         return tuple(resolved.values())
-    from benchmark.datasets.store import is_built
 
     targets = (plan.profile.dataset_id(recipe_id) for recipe_id in plan.profile.datasets)
     return tuple(target for target in targets if is_built(target))
@@ -431,17 +427,12 @@ def slurm_options(args: argparse.Namespace) -> slurm.SlurmOptions | None:
 
 def print_cost(plan: Plan, args: argparse.Namespace) -> None:
     """What the run costs: updates, evaluations and (with ``--probe``) a wall-clock estimate."""
-    from benchmark.harness import cost
-    from benchmark.harness.runner import default_workers
 
     workers = args.workers or default_workers(len(plan.cells))
     print(cost.describe(plan, workers, args.device, probe=args.probe))
 
 
 def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
-    from benchmark.data.envs import ensure_headless_gl
-    from benchmark.datasets import DatasetError
-    from benchmark.harness import runner
 
     try:
         root = check_writable(args.results)
@@ -475,9 +466,6 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
 
 def execute_slurm(plan: Plan, args: argparse.Namespace, options: slurm.SlurmOptions) -> int:
     """``--launcher slurm``: datasets here (on the shared filesystem), cells as a job array."""
-    from benchmark.data.envs import ensure_headless_gl
-    from benchmark.datasets import DatasetError
-    from benchmark.harness import runner
 
     try:
         root = check_writable(args.results)
@@ -533,7 +521,6 @@ def finish(outcomes: Sequence, root: object, args: argparse.Namespace) -> int:
 def decide_precision(plan: Plan, device: str, workers: int) -> PrecisionChoice:
     """The run's precision, once for all its cells (``auto``: measured here, on the threads each
     worker will have)."""
-    from benchmark.harness.runner import threads_per_worker
 
     choice = precision.resolve(
         plan.profile.precision, resolve_device(device), plan.specs, threads_per_worker(workers)
@@ -553,9 +540,6 @@ def make_tasks(
     stop_at: float | None = None,
     precision: PrecisionChoice | None = None,
 ) -> list:
-    import os
-
-    from benchmark.harness.runner import CellTask, threads_per_worker
 
     # Under SLURM each node resolves the device (a login node may have no GPU).
     device = (

@@ -16,6 +16,7 @@ import torch
 
 from baselines.sac_curl import SACCURLAgent
 from benchmark.data.envs import ENV_ID, STATE_ENV_ID, ensure_headless_gl
+from benchmark.data.reference_returns import load_reference_returns
 from benchmark.datasets.__main__ import main as datasets_main
 from benchmark.datasets.build import build_dataset, state_dataset_id
 from benchmark.datasets.collect import EpisodeTask, collect_episode, episode_seeds
@@ -24,7 +25,6 @@ from benchmark.datasets.policies import (
     BehaviourPolicy,
     CheckpointError,
     NumpyActor,
-    load_reference_returns,
 )
 from benchmark.datasets.recipes import get_recipe
 from benchmark.datasets.store import REWARD_GRID, build_record

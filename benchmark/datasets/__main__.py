@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import shutil
 import sys
@@ -12,9 +13,23 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.datasets.build import AGENT_STEP_S
+from benchmark.data.variants import VARIANTS
+from benchmark.datasets.build import AGENT_STEP_S, build_dataset, state_dataset_id, variant_id
+from benchmark.datasets.card import write_card
+from benchmark.datasets.export import export_dataset
+from benchmark.datasets.policies import POLICY_DIR
 from benchmark.datasets.recipes import RecipeError, get_recipe, load_recipes
+from benchmark.datasets.rerender import rerender_dataset, resolve, variant_dataset_id
 from benchmark.datasets.store import DatasetError, dataset_dir, folder_bytes, is_built
+from benchmark.datasets.train_behaviour import (
+    POLICY_FILES,
+    BehaviourTrainer,
+    BehaviourTraining,
+    behaviour_sac_config,
+    record_deterministic_return,
+)
+from benchmark.datasets.verify import verify_dataset
+from benchmark.harness.overrides import OverrideError, parse_value, settable_fields
 
 
 def _ids(name: str) -> list[str]:
@@ -61,7 +76,6 @@ def _target_free(target: str, force: bool, verb: str) -> bool:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from benchmark.datasets.build import build_dataset, state_dataset_id, variant_id
 
     time_limit = args.episode_steps * AGENT_STEP_S if args.episode_steps else None
     for dataset_id in _ids(args.dataset_id):
@@ -87,7 +101,6 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from benchmark.datasets.verify import verify_dataset
 
     report = verify_dataset(args.dataset_id, sample=args.sample)
     print("\n".join(report.lines()))
@@ -95,7 +108,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    from benchmark.datasets.remote import download
+    from benchmark.datasets.remote import download  # late: minari, for this subcommand only
 
     download(args.dataset_id, force=args.force)
 
@@ -109,13 +122,11 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
 
 def cmd_card(args: argparse.Namespace) -> None:
-    from benchmark.datasets.card import write_card
 
     print(write_card(args.dataset_id, args.out))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from benchmark.datasets.export import export_dataset
 
     destination = args.target_id if args.format == "minari-hdf5" else args.out
     wrong = args.out if args.format == "minari-hdf5" else args.target_id
@@ -129,7 +140,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_rerender(args: argparse.Namespace) -> None:
-    from benchmark.datasets.rerender import rerender_dataset, resolve, variant_dataset_id
 
     variant, seed = resolve(args.variant, args.seed)
     target = args.target_id or variant_dataset_id(args.dataset_id, variant, seed)
@@ -148,15 +158,6 @@ def cmd_rerender(args: argparse.Namespace) -> None:
 
 
 def cmd_train_behaviour(args: argparse.Namespace) -> None:
-    import json
-
-    from benchmark.datasets.train_behaviour import (
-        POLICY_FILES,
-        BehaviourTrainer,
-        BehaviourTraining,
-        behaviour_sac_config,
-    )
-    from benchmark.harness.overrides import OverrideError, parse_value, settable_fields
 
     sac_fields = settable_fields(type(behaviour_sac_config()))
     changes = {}
@@ -184,7 +185,6 @@ def cmd_train_behaviour(args: argparse.Namespace) -> None:
 
 
 def cmd_policy_return(args: argparse.Namespace) -> None:
-    from benchmark.datasets.train_behaviour import record_deterministic_return
 
     command = shlex.join(["python", "-m", "benchmark.datasets", *args.argv])
     result = record_deterministic_return(args.name, command)
@@ -196,8 +196,6 @@ def cmd_policy_return(args: argparse.Namespace) -> None:
 
 def _train_behaviour_parser(commands: argparse._SubParsersAction) -> None:
     """Options generated from :class:`BehaviourTraining`, so ``--help`` documents them."""
-    from benchmark.datasets.policies import POLICY_DIR
-    from benchmark.datasets.train_behaviour import BehaviourTraining
 
     train = commands.add_parser(
         "train-behaviour", help="train the state SAC and save medium/expert behaviour policies"
@@ -286,7 +284,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _rerender_parser(commands: argparse._SubParsersAction) -> None:
-    from benchmark.data.variants import VARIANTS
 
     rerender = commands.add_parser(
         "rerender", help="re-render a dataset's stored physics under a visual variant"

@@ -39,8 +39,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
+from benchmark.data.envs import STATE_ENV_ID, ensure_headless_gl
 from benchmark.datasets.collect import (
     EpisodeArrays,
     EpisodeTask,
@@ -314,9 +316,6 @@ def _minari_root(path: Path) -> Iterator[None]:
 
 
 def _env_spec(plan: BuildPlan) -> Any:
-    import gymnasium as gym
-
-    from benchmark.data.envs import STATE_ENV_ID
 
     spec = gym.spec(STATE_ENV_ID if plan.observation == "state" else plan.recipe.env_id)
     if plan.time_limit_s != DEFAULT_TIME_LIMIT_S:
@@ -497,7 +496,6 @@ def build_dataset(
     are checked against the recipe's.
     An already built target is loaded, not rebuilt (delete it, or use the CLI's ``--force``).
     """
-    from benchmark.data.envs import ensure_headless_gl
 
     plan = _plan(dataset_id, transitions, time_limit_s, workers, target_id, observation)
     if is_built(plan.target_id):

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 
 from benchmark.atomic import atomic_write_text
-from benchmark.datasets.store import build_record, dataset_dir, folder_bytes, load_or_explain
+from benchmark.datasets.rerender import variant_record
+from benchmark.datasets.store import (
+    build_record,
+    dataset_dir,
+    folder_bytes,
+    is_built,
+    load_or_explain,
+)
 
 STRIP_FRAMES = 8
 
@@ -32,8 +39,6 @@ def _frame_strip(dataset: Any, frames: int, size: int | None = None) -> np.ndarr
 
 def _source_of(dataset: Any) -> Any | None:
     """The dataset a variant was re-rendered from, if it is a variant and its source is here."""
-    from benchmark.datasets.rerender import variant_record
-    from benchmark.datasets.store import is_built
 
     source_id = variant_record(dataset).get("source")
     return load_or_explain(source_id) if source_id and is_built(source_id) else None
@@ -48,7 +53,6 @@ def frames_image(dataset: Any, source: Any | None) -> np.ndarray:
 
 
 def _variant_lines(dataset: Any, source: Any | None) -> str:
-    from benchmark.datasets.rerender import variant_record
 
     record = variant_record(dataset)
     if not record:

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.data.envs import make_walker_pixels, make_walker_state
+from benchmark.datasets.policies import BehaviourPolicy, random_policy_action
+
 # Per-process caches: a worker builds its environment and loads its policy once, not per episode.
 _ENVS: dict[tuple[float, bool], Any] = {}
 _POLICIES: dict[Path, Any] = {}
@@ -60,8 +63,6 @@ def episode_seeds(data_seed: int, index: int) -> tuple[int, tuple[int, ...]]:
 
 def _env(time_limit_s: float, pixels: bool) -> Any:
     if (time_limit_s, pixels) not in _ENVS:
-        from benchmark.data.envs import make_walker_pixels, make_walker_state
-
         make = make_walker_pixels if pixels else make_walker_state
         _ENVS[time_limit_s, pixels] = make(time_limit_s=time_limit_s)
     return _ENVS[time_limit_s, pixels]
@@ -70,13 +71,9 @@ def _env(time_limit_s: float, pixels: bool) -> Any:
 def _actor(task: EpisodeTask) -> Any:
     """A function ``(state, rng) -> action`` for the task's source."""
     if task.kind == "random":
-        from benchmark.datasets.policies import random_policy_action
-
         return lambda state, rng: random_policy_action(rng)
     if task.kind == "policy":
         if task.checkpoint not in _POLICIES:
-            from benchmark.datasets.policies import BehaviourPolicy
-
             _POLICIES[task.checkpoint] = BehaviourPolicy.load(task.checkpoint)
         policy = _POLICIES[task.checkpoint]
         return lambda state, rng: policy.act(state, rng, deterministic=not task.stochastic)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
+from benchmark.datasets.build import ensure_namespace
 from benchmark.datasets.store import (
     METADATA_KEY,
     STAGING_DIR,
@@ -141,8 +142,6 @@ def export_minari_hdf5(
     """Copy ``dataset_id`` into Minari's hdf5 backend (raw frames) under ``target_id``."""
     from minari.dataset.minari_dataset import parse_dataset_id
     from minari.dataset.minari_storage import MinariStorage
-
-    from benchmark.datasets.build import ensure_namespace
 
     target_id = target_id or hdf5_id(dataset_id)
     if target_id == dataset_id:
@@ -296,7 +295,7 @@ def to_d3rlpy(dataset_id: str, frame_stack: int | None = None, progress: bool = 
     from d3rlpy.constants import ActionSpace
     from d3rlpy.dataset import FrameStackTransitionPicker, MDPDataset
 
-    from benchmark.data.sampler import FRAME_STACK
+    from benchmark.data.sampler import FRAME_STACK  # late: torch, for the d3rlpy export only
     from benchmark.datasets.d4rl import load_frame_indexed
 
     frame_stack = FRAME_STACK if frame_stack is None else frame_stack

@@ -11,7 +11,6 @@ new policies; this module needs torch only to read and write checkpoints.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +22,6 @@ from benchmark.atomic import atomic_write
 from benchmark.datasets.recipes import REPO_ROOT
 
 POLICY_DIR = REPO_ROOT / "datasets" / "policies"
-RETURNS_FILE = POLICY_DIR / "returns.json"
 _LAYER_KEY = re.compile(r"trunk\.(\d+)\.(weight|bias)")
 
 
@@ -153,11 +151,3 @@ class BehaviourPolicy:
         The Gaussian noise is drawn from ``rng``, so collection is reproducible from a data seed.
         """
         return self._actor.act(state, rng, deterministic)
-
-
-def load_reference_returns(path: str | Path = RETURNS_FILE) -> dict[str, Any]:
-    """The measured returns of random / medium / expert (``datasets/policies/returns.json``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"reference returns not found: {path}")
-    return json.loads(path.read_text())

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import minari
 from minari.dataset.minari_storage import METADATA_FILE_NAME
 from minari.storage.datasets_root_dir import get_dataset_path
 from minari.storage.remotes import _registry
@@ -82,7 +83,6 @@ def register_file_remote() -> None:
 
 def download(dataset_id: str, force: bool = False) -> None:
     """Download ``dataset_id`` from ``MINARI_REMOTE`` into the local Minari root."""
-    import minari
 
     register_file_remote()
     minari.download_dataset(dataset_id, force_download=force)
@@ -90,7 +90,6 @@ def download(dataset_id: str, force: bool = False) -> None:
 
 def publish(dataset_id: str, token: str | None = None) -> None:
     """Upload a local dataset to ``MINARI_REMOTE`` (hf: token is an API token)."""
-    import minari
 
     register_file_remote()
     minari.upload_dataset(dataset_id, token or os.environ.get("MINARI_TOKEN", ""))

@@ -17,9 +17,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from benchmark.data.envs import ensure_headless_gl, make_walker_variant
 from benchmark.data.variants import (
     DEFAULT,
     VARIANTS,
@@ -70,8 +72,6 @@ class RerenderTask:
 def variant_env(variant: str, seed: int) -> Any:
     """The variant's evaluation environment (cached per process)."""
     if (variant, seed) not in _ENVS:
-        from benchmark.data.envs import make_walker_variant
-
         _ENVS[variant, seed] = make_walker_variant(variant, seed)
     return _ENVS[variant, seed]
 
@@ -136,7 +136,6 @@ def _time_limit(dataset: Any) -> float:
 
 
 def _env_spec(variant: Variant, seed: int, time_limit_s: float) -> Any:
-    import gymnasium as gym
 
     spec = gym.spec(variant.env_id)
     kwargs = {**spec.kwargs, "time_limit_s": time_limit_s}
@@ -194,7 +193,6 @@ def rerender_dataset(
 
     An already built target is loaded, not re-rendered (delete it, or use the CLI's ``--force``).
     """
-    from benchmark.data.envs import ensure_headless_gl
 
     variant, seed = resolve(variant_name, seed)
     source = load_or_explain(source_id)

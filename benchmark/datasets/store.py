@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmark.datasets.policies import RETURNS_FILE
-from benchmark.datasets.recipes import DIGEST_KEYS, RecipeError, load_recipes, repo_relative
+from benchmark.data.reference_returns import RETURNS_FILE, RETURNS_SOURCE, load_reference_returns
+from benchmark.datasets.recipes import DIGEST_KEYS, RecipeError, load_recipes
 
 METADATA_KEY = "vorb_build"  # our build record inside Minari's metadata.json
 STAGING_DIR = ".vorb-staging"  # hidden: Minari's listing skips dot folders
@@ -138,9 +137,9 @@ def reference_scores(time_limit_s: float = FULL_EPISODE_S) -> tuple[float, float
     """
     fraction = time_limit_s / FULL_EPISODE_S
     if RETURNS_FILE.is_file():
-        returns = json.loads(RETURNS_FILE.read_text())
+        returns = load_reference_returns()
         low, high = float(returns["random"]["mean"]), float(returns["expert"]["mean"])
-        source = repo_relative(RETURNS_FILE)
+        source = RETURNS_SOURCE
     else:
         # Without measured returns, walker's return bounds (reward in [0, 1] per control step,
         # 1,000 steps): minari would otherwise estimate the minimum by rendering random episodes.

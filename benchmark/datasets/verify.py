@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
+from benchmark.data.envs import make_walker_pixels
 from benchmark.datasets.recipes import RecipeError, get_recipe, state_dataset_id
 from benchmark.datasets.store import (
     DatasetError,
@@ -111,9 +113,6 @@ def _scan(
 
 
 def _render_check(dataset: Any, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
-    import gymnasium as gym
-
-    from benchmark.data.envs import make_walker_pixels
 
     # The dataset's own env spec: a visual variant (benchmark.data.variants) renders its way.
     spec = dataset.spec.env_spec

@@ -13,6 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
+
+from benchmark.data.envs import ENV_ID
+from benchmark.harness import registry
 from benchmark.harness.precision import time_updates
 from benchmark.harness.profiles import FULL_EPISODE_S, Profile
 
@@ -49,7 +53,6 @@ def cell_cost(
 
 def plan_costs(plan: Any) -> list[tuple[Any, CellCost]]:
     """(cell, cost) for every cell of a :class:`benchmark.run.Plan`."""
-    from benchmark.harness import registry
 
     costs = []
     for cell in plan.cells:
@@ -84,8 +87,6 @@ def estimate_seconds(plan: Any, costs: list, workers: int, device: str) -> float
     """Sum of every cell's probed cost, divided among the workers."""
     import torch
 
-    from benchmark.harness import registry
-
     torch.set_num_threads(threads_per_worker(workers))
     per_update = {
         algo: probe_update_seconds(registry.get(algo), plan, device)
@@ -106,9 +107,6 @@ def probe_update_seconds(spec: Any, plan: Any, device: str) -> float:
 
 def probe_step_seconds(profile: Profile) -> float:
     """Seconds per rendered agent step of the pixel walker (evaluation and online acting)."""
-    import gymnasium as gym
-
-    from benchmark.data.envs import ENV_ID
 
     env = gym.make(ENV_ID, time_limit_s=profile.episode_time_limit_s)
     try:

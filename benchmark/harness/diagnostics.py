@@ -4,14 +4,19 @@ Every update returns its metrics as 0-d tensors (or plain numbers) without readi
 (``.item()``) would make the host wait for the device at every update. :class:`MetricsAccumulator`
 adds them up where they live and reads all of them in one transfer when the harness evaluates.
 Its sums are part of a checkpoint, so a resumed cell's averages equal an uninterrupted one's.
+
+Tensors are recognised by what they do (``detach``), and torch is imported only to stack them:
+the runner imports this module, and the commands that import the runner (``--help``, ``--plan``)
+must start without torch.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class MetricsAccumulator:
@@ -24,7 +29,7 @@ class MetricsAccumulator:
 
     def add(self, metrics: dict[str, torch.Tensor | float]) -> None:
         for name, value in metrics.items():
-            if isinstance(value, torch.Tensor):
+            if _is_tensor(value):
                 value = value.detach().float()
             self._sums[name] = self._sums[name] + value if name in self._sums else value
             self._counts[name] = self._counts.get(name, 0) + 1
@@ -36,10 +41,10 @@ class MetricsAccumulator:
         """The averages since the last reset, sorted by name, read in one device transfer."""
         names = sorted(self._counts)
         tensors = [self._sums[name] for name in names]
-        on_device = [t for t in tensors if isinstance(t, torch.Tensor)]
+        on_device = [t for t in tensors if _is_tensor(t)]
         # One stack on the device, one transfer (all metrics live on the training device).
-        values = iter(torch.stack(on_device).cpu().tolist() if on_device else [])
-        sums = [next(values) if isinstance(t, torch.Tensor) else float(t) for t in tensors]
+        values = iter(_stack(on_device).cpu().tolist() if on_device else [])
+        sums = [next(values) if _is_tensor(t) else float(t) for t in tensors]
         return {name: total / self._counts[name] for name, total in zip(names, sums, strict=True)}
 
     def reset(self) -> None:
@@ -47,14 +52,22 @@ class MetricsAccumulator:
         self._counts.clear()
 
     def state_dict(self) -> dict[str, Any]:
-        sums = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in self._sums.items()}
+        sums = {k: v.cpu() if _is_tensor(v) else v for k, v in self._sums.items()}
         return {"sums": sums, "counts": dict(self._counts)}
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str) -> None:
-        self._sums = {
-            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in state["sums"].items()
-        }
+        self._sums = {k: v.to(device) if _is_tensor(v) else v for k, v in state["sums"].items()}
         self._counts = dict(state["counts"])
+
+
+def _is_tensor(value: object) -> bool:
+    return hasattr(value, "detach")  # a tensor; metrics are otherwise plain numbers
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    import torch  # late: keeps torch out of --help and --plan (module docstring)
+
+    return torch.stack(tensors)
 
 
 def first_non_finite(means: dict[str, float]) -> str | None:

@@ -16,7 +16,9 @@ import gymnasium as gym
 import numpy as np
 
 from benchmark.data.envs import ENV_ID, STATE_ENV_ID
+from benchmark.data.reference_returns import RETURNS_SOURCE, load_reference_returns
 from benchmark.data.state_replay import StateNormalizer
+from benchmark.harness.training import observer
 
 EVAL_SEED_OFFSET = 10_000  # disjoint from training seeds and from data-collection seeds
 
@@ -117,7 +119,6 @@ def run_episode(
     normalizer: StateNormalizer | None = None,
 ) -> EpisodeResult:
     """One episode; the agent sees 3-frame stacks (pixels) or normalised states (state)."""
-    from benchmark.harness.training import observer
 
     state_dim = env.observation_space["state"].shape[0]
     stacker = observer(obs_key, normalizer or StateNormalizer.identity(state_dim))
@@ -182,16 +183,13 @@ def dataset_references(dataset: Any) -> ReferenceScores | None:
 def _returns_file_references() -> ReferenceScores | None:
     """Random and expert returns measured with the behaviour policies (full-length episodes)."""
     try:
-        from benchmark.datasets.policies import RETURNS_FILE, load_reference_returns
-        from benchmark.datasets.recipes import repo_relative
-
         returns = load_reference_returns()
     except (ImportError, OSError, ValueError):
         return None
     low, high = _mean_return(returns.get("random")), _mean_return(returns.get("expert"))
     if low is None or high is None:
         return None
-    return ReferenceScores(low, high, repo_relative(RETURNS_FILE))
+    return ReferenceScores(low, high, RETURNS_SOURCE)
 
 
 def _mean_return(entry: Any) -> float | None:

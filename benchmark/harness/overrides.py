@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.harness import profiles
 from benchmark.harness.precision import AUTO, takes_part, with_precision
 from benchmark.harness.profiles import Profile
 
@@ -40,7 +41,6 @@ class Overrides:
 
     def profile_named(self, name: str) -> Profile:
         """The registered profile ``name`` with the profile items applied."""
-        from benchmark.harness import profiles
 
         return self.apply_profile(profiles.get(name))
 

@@ -289,7 +289,7 @@ def source_commit(source: str | None, dist_name: str | None) -> dict[str, Any] |
     install, a file given by ``--algos``), else what pip recorded (``direct_url.json``): a VCS
     install's commit, or the checkout of the local folder it was installed from, as it is now.
     None when nothing tells."""
-    from benchmark.harness.results import git_commit
+    from benchmark.harness.results import git_commit  # late: pandas stays out of --help
 
     if source is not None:
         found = git_commit(Path(source).parent, tracked=Path(source))

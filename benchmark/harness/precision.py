@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from baselines.contract import Choice
+from baselines.contract import Choice, TransitionBatch
 
 FP32, BF16, AUTO = "fp32", "bf16", "auto"
 PRECISIONS = (FP32, BF16, AUTO)
@@ -197,8 +197,6 @@ def time_updates(
 ) -> float:
     """Seconds per update of ``spec`` with ``config``: ``updates`` timed after ``warmup``."""
     import torch
-
-    from baselines.contract import TransitionBatch
 
     agent = spec.agent_class()(config, (9, 84, 84), 6, torch.device(device))
     size = config.batch_size

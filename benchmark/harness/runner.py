@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import math
 import multiprocessing as mp
 import os
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from tqdm import tqdm
 
 from benchmark.atomic import atomic_write
@@ -53,7 +55,8 @@ from benchmark.harness.results import (
     write_metrics,
     write_rows,
 )
-from benchmark.progress import TICK_S
+from benchmark.harness.variant_eval import evaluate_variants
+from benchmark.progress import TICK_S, cell_event
 
 EXIT_ORPHANED = 3  # a local worker's exit status when its launcher died
 # How long a cell waits for its lock: a SIGKILLed worker holds it until the kernel has torn the
@@ -96,9 +99,7 @@ class CellTask:
     reference_ids: tuple[str, ...] = ()
     minari_root: str | None = None
     progress: bool = True
-    log_lines: bool = (
-        False  # one plain line per cell event (benchmark.progress): not a terminal
-    )
+    log_lines: bool = False  # one plain line per cell event (benchmark.progress): not a terminal
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
     eval_variants: tuple[
@@ -192,7 +193,6 @@ def now() -> float:
 def _finished_with_other_setup(task: CellTask, paths: CellPaths) -> str | None:
     """A finished cell is skipped only if the command asks for what it holds: the same config,
     profile and ``--set`` items (a cheap check: no dataset is loaded for it)."""
-    import json
 
     before = json.loads(paths.meta.read_text()).get("setup", {})
     profile = task.overrides.profile_named(task.cell.profile)
@@ -204,7 +204,6 @@ def _finished_with_other_setup(task: CellTask, paths: CellPaths) -> str | None:
 
 
 def _canonical(record: Any) -> str:
-    import json
 
     # Compared as canonical JSON text: NaN (no references) equals itself there.
     return json.dumps(record, sort_keys=True, default=str)
@@ -235,7 +234,6 @@ def out_of_time(task: CellTask) -> bool:
 
 def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
     """A cell the budget stopped (or never started): the updates its checkpoint holds."""
-    import json
 
     meta = json.loads(paths.meta.read_text()) if paths.meta.exists() else {}
     return CellOutcome(cell, "paused", updates=int(meta.get("checkpoint_update", 0)))
@@ -320,8 +318,6 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
     try:
         finished = _training_loop(run, eval_env)
         if finished and task.eval_variants:  # once, at the end: see benchmark.harness.variant_eval
-            from benchmark.harness.variant_eval import evaluate_variants
-
             evaluate_variants(run)
     finally:
         eval_env.close()
@@ -339,7 +335,7 @@ def _train_cell(task: CellTask, paths: CellPaths) -> bool:
 
 
 def build_run(task: CellTask, paths: CellPaths) -> tuple[CellRun, dict[str, Any]]:
-    import gymnasium as gym
+    # Late: a cell's build loads minari and torch; --help and --plan import this module.
     import minari
     import torch
 
@@ -417,7 +413,6 @@ def cell_meta(
 
 
 def check_same_setup(paths: CellPaths, meta: dict) -> None:
-    import json
 
     if not paths.meta.exists():
         return
@@ -576,8 +571,6 @@ def evaluate_cell(run: CellRun, eval_env: Any, seconds: float) -> None:
 
 def log_event(run: CellRun, text: str) -> None:
     if run.task.log_lines:
-        from benchmark.progress import cell_event
-
         cell_event(run.task.cell.label, text)
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import pandas as pd
 
 from benchmark.atomic import atomic_write_text
@@ -77,7 +78,6 @@ def parse_eval_variants(text: str | None) -> tuple[str, ...]:
 
 def make_variant_env(label: str, time_limit_s: float) -> Any:
     """The registered evaluation env of a variant label (the caller closes it)."""
-    import gymnasium as gym
 
     variant, seed = parse_variant(label)
     kwargs = {"variant_seed": seed} if variant.name != DEFAULT else {}
@@ -89,7 +89,7 @@ def evaluate_variants(run: Any) -> list[VariantRow]:
 
     ``run`` is the runner's cell state (agent, protocol, references, cell, paths).
     """
-    from benchmark.harness.evaluation import evaluate
+    from benchmark.harness.evaluation import evaluate  # late: torch stays out of --help
 
     cell, update, rows = run.task.cell, run.trainer.updates, []
     for label in run.task.eval_variants:

@@ -20,6 +20,7 @@ from benchmark.harness.overrides import Overrides
 from benchmark.harness.profiles import EXPERT
 from benchmark.harness.profiles import get as get_profile
 from benchmark.lease import plan as slot_plan
+from benchmark.lease.speed import gpu_suite
 from benchmark.lease.stages import SlotRecord, StageResult, run_command
 from benchmark.run import budget_reserve, parse_duration
 
@@ -206,8 +207,6 @@ class Slot:
             probe += ["--cell-start-s", f"{self.cell_start_s:.2f}"]
         result = self.run("speed", [probe], deadline)
         if result.status == "ok" and self.args.device == "cuda":
-            from benchmark.lease.speed import gpu_suite
-
             gpu = gpu_suite(self.out / "speed.json", self.work, deadline, self.env)
             result.seconds += gpu.seconds
             result.commands += gpu.commands

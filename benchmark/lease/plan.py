@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.harness import registry
 from benchmark.harness.cost import cell_cost
 from benchmark.harness.profiles import EXPERT, MEDIUM_EXPERT, RANDOM, Profile
 from benchmark.harness.results import CELL_GLOB, ONLINE, Cell
@@ -88,7 +89,6 @@ class SlotPlan:
 def pixel_specs() -> list:
     """The registered pixel baselines: a GPU slot runs the pixel track (the state track's
     reference runs on CPUs)."""
-    from benchmark.harness import registry
 
     specs = (registry.get(name) for name in registry.names())
     return [spec for spec in specs if getattr(spec, "obs_kind", "pixels") == "pixels"]

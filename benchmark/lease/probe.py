@@ -13,6 +13,7 @@ import time
 STARTED = time.perf_counter()
 
 import argparse  # noqa: E402  (after the clock: the imports are part of a cell's start-up)
+import json  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
@@ -26,6 +27,7 @@ def dataset_load_seconds(dataset_id: str | None, device: str) -> float:
     ``device`` (0 without one: online-only groups load none)."""
     if dataset_id is None:
         return 0.0
+    # Late: minari and torch are needed only where a dataset is loaded (none for online groups).
     import minari
     import torch
 
@@ -37,7 +39,6 @@ def dataset_load_seconds(dataset_id: str | None, device: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import json
 
     import torch
 

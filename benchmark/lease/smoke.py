@@ -14,10 +14,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from benchmark.harness import runner
+
 
 def mismatches(saved: Any, restored: Any, path: str = "") -> list[str]:
     """Where two nested states differ (tensors compared on the CPU, exactly)."""
-    import numpy as np
     import torch
 
     if isinstance(saved, dict):
@@ -42,9 +45,9 @@ def mismatches(saved: Any, restored: Any, path: str = "") -> list[str]:
 
 def check_cells(run_args: Sequence[str]) -> list[str]:
     """Round-trip every cell of the ``benchmark.run`` command ``run_args`` made; problems."""
+    # Late: torch and the run command load only when cells are checked, not at --help.
     import torch
 
-    from benchmark.harness import runner
     from benchmark.harness.results import CellPaths
     from benchmark.run import build_parser, make_plan, make_tasks, prepare_datasets
 

@@ -6,6 +6,7 @@ whose outcomes are added to the same file."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -22,7 +23,6 @@ GPU_BENCH_NAMES = ("sac-curl-offline", "cql-curl", "bc-pixels", "drqbc")
 
 
 def _pytest(*args: str) -> list[str]:
-    import sys
 
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
 

@@ -30,13 +30,16 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.atomic import atomic_write_text
 from benchmark.harness.results import Selection, select_cells
+from benchmark.report.leaderboard import per_run_scores
 from benchmark.report.protocol import (  # noqa: F401  (re-exported)
     PROTOCOL_FIELDS,
     ProtocolMismatch,
     cell_protocol,
     protocol_mismatches,
 )
+from benchmark.report.select import choose_profile, existing_folders
 from benchmark.report.stats import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -143,7 +146,6 @@ def comparison_table(comparisons: Sequence[Comparison]) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 def _side(folders: Sequence[str], profile: str | None, what: str) -> tuple[Selection, str]:
-    from benchmark.report.select import choose_profile, existing_folders
 
     selection = select_cells(existing_folders(folders))
     if selection.problems:
@@ -172,7 +174,6 @@ def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str], list
     (``allow_mismatch``) and the pairs it left out for theirs. Pairs whose protocols differ
     (another update budget, say) are left out and listed; :class:`ProtocolMismatch` is raised
     when that leaves nothing to compare, unless ``allow_mismatch``."""
-    from benchmark.report.leaderboard import per_run_scores
 
     user, user_profile = _side(args.results, args.profile, "--results")
     ref, ref_profile = _side(args.reference, args.profile or user_profile, "--reference")
@@ -285,8 +286,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         print("\n".join(["PROTOCOL MISMATCH (--allow-mismatch):", *problems]), file=sys.stderr)
     if args.out:
-        from benchmark.atomic import atomic_write_text
-
         atomic_write_text(Path(args.out), text)
     return 0
 

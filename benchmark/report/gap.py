@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.harness import registry
 from benchmark.report.stats import dataset_order
 
 GAP_REPS = 2_000
@@ -24,7 +25,6 @@ AGGREGATE = "aggregate"
 
 def family_pairs() -> dict[str, tuple[str, str]]:
     """family -> (pixel baseline, state baseline), for families registered on both kinds."""
-    from benchmark.harness import registry
 
     kinds: dict[str, dict[str, str]] = {}
     for spec in map(registry.get, registry.names()):
@@ -121,6 +121,7 @@ def figure(gaps: pd.DataFrame, out_dir: Path, name: str = "pixel_state_gap") -> 
     intervals."""
     if gaps.empty:
         return []
+    # Late: matplotlib and seaborn load only when there is a figure to draw.
     import matplotlib.pyplot as plt
 
     from benchmark.report.plots import save

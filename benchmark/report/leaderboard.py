@@ -21,7 +21,8 @@ from benchmark.atomic import atomic_write_text
 from benchmark.harness import profiles
 from benchmark.harness.profiles import FULL_EPISODE_S
 from benchmark.harness.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
-from benchmark.report import divergence, gap
+from benchmark.report import divergence, external, gap, plots
+from benchmark.report.external import check_submissions, find_submissions
 from benchmark.report.select import (  # noqa: F401  (re-exported)
     PROFILE_ORDER,
     algo_order,
@@ -438,7 +439,6 @@ def write_report(
     or a selection already made. ``submissions``: which of those folders are contributed
     submissions (folder -> name, :mod:`benchmark.report.external`), so their rows are marked as such.
     """
-    from benchmark.report import external, plots
 
     selection = results if isinstance(results, Selection) else select_cells(results)
     table = selection.evals
@@ -548,7 +548,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _with_submissions(args: argparse.Namespace) -> tuple[Selection, dict[Path, str]]:
     """The results folders' cells, and the submissions' once each is checked against them."""
-    from benchmark.report.external import check_submissions, find_submissions
 
     folders = existing_folders(args.results)
     finished = getattr(args, "finished_only", False)

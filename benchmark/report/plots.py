@@ -17,10 +17,19 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
+from rliable import library, plot_utils
 
 from benchmark.atomic import atomic_write
 from benchmark.harness.results import ONLINE
-from benchmark.report.stats import dataset_order
+from benchmark.report.select import algo_order
+from benchmark.report.stats import (
+    aggregated_algos,
+    algo_datasets,
+    dataset_order,
+    score_matrix,
+    seeded_bootstrap,
+)
+from benchmark.report.stats import iqm_intervals as iqm
 
 FORMATS = ("png", "pdf")
 SCORE_LABEL = "normalised score"
@@ -52,7 +61,6 @@ def learning_curves(table: pd.DataFrame, out_dir: Path, x: str = "update") -> li
 
     Colours follow one baseline order in every panel; online baselines are dashed.
     """
-    from benchmark.report.select import algo_order
 
     frame = curves_frame(table)
     datasets = dataset_order(frame["dataset"])
@@ -128,12 +136,10 @@ def iqm_intervals(intervals: dict[str, tuple[float, float, float]], out_dir: Pat
 
 def performance_profile(score_dict: dict[str, np.ndarray], out_dir: Path) -> list[str]:
     """Fraction of runs scoring above tau, with bootstrap bands (rliable)."""
-    from rliable import library, plot_utils
 
     everything = np.concatenate([scores.ravel() for scores in score_dict.values()])
     low, high = float(np.min(everything)), float(np.max(everything))
     taus = np.linspace(min(0.0, low), max(high, low + 1e-6), 81)
-    from benchmark.report.stats import seeded_bootstrap
 
     with seeded_bootstrap():
         profiles, bands = library.create_performance_profile(score_dict, taus, reps=500)
@@ -176,7 +182,6 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
     """Per dataset, each critic baseline's estimate Q(s0, pi(s0)) (solid) against the
     discounted return its policy then obtained (dashed), seeds' range shaded: overestimation
     shows as a solid line above its dashed one, conservatism as one below."""
-    from benchmark.report.select import algo_order
 
     frame = curves_frame(table[table["q_estimate"].notna()])
     if frame.empty:
@@ -219,7 +224,6 @@ def q_estimates(table: pd.DataFrame, out_dir: Path) -> list[str]:
 def training_metrics(metrics: pd.DataFrame, out_dir: Path) -> list[str]:
     """One row of panels per training metric, one column per dataset: the average over the
     updates between two evaluations, mean over seeds as a line, the seeds' range shaded."""
-    from benchmark.report.select import algo_order
 
     names = [name for name in TRAINING_METRICS if name in metrics and metrics[name].notna().any()]
     if metrics.empty or not names:
@@ -264,9 +268,6 @@ def all_figures(
     ``metrics`` the cells' training-metrics tables (figures without data are skipped). The
     aggregate IQM and the performance profile show only ``aggregated``, the baselines run on
     the same datasets at the same budget (default: :func:`benchmark.report.stats.aggregated_algos`)."""
-    from benchmark.report.select import algo_order
-    from benchmark.report.stats import aggregated_algos, algo_datasets, score_matrix
-    from benchmark.report.stats import iqm_intervals as iqm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid", context="paper")

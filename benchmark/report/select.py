@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.harness import registry
 from benchmark.report.export_results import results_roots
 
 PROFILE_ORDER = (
@@ -20,7 +21,6 @@ PROFILE_ORDER = (
 
 def algo_order(runs: pd.DataFrame) -> list[str]:
     """Registry order (the order of the original figure's legend), unknown names last."""
-    from benchmark.harness import registry
 
     present = set(runs["algo"])
     known = [name for name in registry.names() if name in present]

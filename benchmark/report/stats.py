@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from rliable import library, metrics
 
 BOOTSTRAP_REPS = 2_000
 BOOTSTRAP_SEED = 0
@@ -98,7 +99,6 @@ def seeded_bootstrap() -> Iterator[None]:
 def iqm_intervals(score_dict: dict[str, np.ndarray]) -> dict[str, Interval]:
     """IQM of each ``(num_runs x num_tasks)`` array with a 95% stratified bootstrap interval
     (labelled ``range`` where it is exactly the runs' range: :class:`Interval`)."""
-    from rliable import library, metrics
 
     with seeded_bootstrap():
         points, cis = library.get_interval_estimates(
@@ -121,7 +121,6 @@ def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> In
     Both arrays are ``(num_runs x num_tasks)`` over the same tasks in the same order; their
     numbers of runs may differ (each side is resampled on its own).
     """
-    from rliable import library, metrics
 
     with seeded_bootstrap():
         points, cis = library.get_interval_estimates(

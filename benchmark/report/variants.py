@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmark.atomic import atomic_write_text
@@ -70,8 +71,7 @@ def markdown_lines(table: pd.DataFrame, figures: list[str]) -> list[str]:
 
 def gap_figure(table: pd.DataFrame, out_dir: Path) -> list[str]:
     """Grouped bars: per baseline, the training variant's score and each evaluation variant's."""
-    import numpy as np
-
+    # Late: matplotlib and seaborn load only when there is a figure to draw.
     from benchmark.report.plots import SCORE_LABEL, plt, save
 
     algos, labels = sorted(set(table["algo"])), sorted(set(table["variant"]))
