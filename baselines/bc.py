@@ -26,23 +26,24 @@ import torch
 import torch.nn.functional as F
 
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.observation import make_augment, make_trunk
+from baselines.common.observation import (
+    EncoderFields,
+    head_feature_dim,
+    make_augment,
+    make_trunk,
+)
 from baselines.common.optim import adam
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
-from baselines.contract import Count, NonNegativeInt, Positive, TransitionBatch, obs_kind_of
+from baselines.contract import Count, Positive, TransitionBatch, obs_kind_of
 
 
 @dataclass(frozen=True)
-class BCConfig:
-    """Pixel behaviour cloning. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``) for BC."""
+class BCFields:
+    """What BC on pixels and on states share. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``)."""
 
     batch_size: Count = 256  # V-D4RL cfgs/config.yaml
     lr: Positive = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
-    feature_dim: Count = 50  # V-D4RL cfgs/config.yaml
     hidden_dim: Count = 1024  # V-D4RL cfgs/algo/bc.yaml
-    num_layers: Count = 4  # DrQ-v2 / CURL encoder: 4 conv layers
-    num_filters: Count = 32  # DrQ-v2 / CURL encoder: 32 filters
-    aug_pad: NonNegativeInt = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
     policy: Literal["deterministic", "gaussian"] = "deterministic"  # VORB: MSE or NLL (above)
     log_std_min: float = -10.0  # CURL actor bounds (gaussian policy only)
     log_std_max: float = 2.0  # CURL actor bounds (gaussian policy only)
@@ -53,7 +54,12 @@ class BCConfig:
 
 
 @dataclass(frozen=True)
-class BCStateConfig(BCConfig):
+class BCConfig(EncoderFields, BCFields):
+    """Pixel behaviour cloning: :class:`BCFields` and the pixel encoder's fields."""
+
+
+@dataclass(frozen=True)
+class BCStateConfig(BCFields):
     """BC on states. Defaults: CORL's ``algorithms/offline/any_percent_bc.py`` (256-256 MLP,
     tanh output, MSE, Adam 3e-4, batch 256); sources in docs/sources.md. Kept equal to the
     pixel track on purpose: the deterministic policy and its MSE loss, batch and lr."""
@@ -67,7 +73,7 @@ class BCAgent(Checkpointable):
 
     def __init__(
         self,
-        config: BCConfig,
+        config: BCConfig | BCStateConfig,
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
@@ -75,12 +81,11 @@ class BCAgent(Checkpointable):
         if config.policy not in ("deterministic", "gaussian"):
             raise ValueError(f"policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
         self.config, self.device = config, torch.device(device)
-        self.augment = make_augment(obs_shape, config.aug_pad)
-        trunk = make_trunk(obs_shape, config.num_layers, config.num_filters)
-        self.conv = trunk.to(self.device)
+        self.augment = make_augment(obs_shape, config)
+        self.conv = make_trunk(obs_shape, config).to(self.device)
         self.actor = SquashedGaussianActor(
             self.conv.repr_dim,
-            config.feature_dim,
+            head_feature_dim(obs_shape, config),
             config.hidden_dim,
             action_dim,
             config.log_std_min,

@@ -3,9 +3,9 @@
 :meth:`CQLCURLAgent.losses` below is the whole loss, in the order it is computed: SAC's soft TD
 target, the critics' regression on it, the CQL(H) penalty (and with ``with_lagrange`` the loss of
 its weight alpha'), CURL, the actor and the temperature. The pieces it shares with SAC-CURL are
-methods and functions named from ``baselines/sac_curl.py`` and ``baselines/common/sac.py``; the
-update around it (one backward of the summed losses, then every optimiser's step, alpha''s too,
-then the soft target updates) is SAC-CURL's. For each Q head:
+methods and functions named from ``baselines/common/sac_agent.py`` and ``baselines/common/sac.py``;
+the update around it (one backward of the summed losses, then every optimiser's step, alpha''s
+too, then the soft target updates) is SAC-CURL's, in ``SoftActorCritic``. For each Q head:
 
     CQL(H) = w * ( T * mean_s logsumexp_j (Q(s, a_j) - log mu(a_j | s)) / T  -  mean Q(s, a_data) )
 
@@ -39,8 +39,8 @@ from torch.func import functional_call
 
 from baselines.common.optim import adam
 from baselines.common.sac import double_q_loss
+from baselines.common.sac_agent import CURLFields, SACFields, SoftActorCritic
 from baselines.contract import Choice, Count, NonNegative, Positive, TransitionBatch
-from baselines.sac_curl import SACCURLAgent, SACCURLConfig
 
 SAMPLED, TANH_MEAN = "sampled", "tanh_mean"
 POLICY_ACTIONS = (SAMPLED, TANH_MEAN)
@@ -51,8 +51,23 @@ POLICY_ACTIONS = (SAMPLED, TANH_MEAN)
 
 
 @dataclass(frozen=True)
-class CQLCURLConfig(SACCURLConfig):
-    """SAC-CURL's fields plus CQL(H)'s; defaults are the original CQL-CURL code's values.
+class CQLFields:
+    """CQL(H)'s fields; defaults are the original CQL-CURL code's values."""
+
+    min_q_weight: NonNegative = 10.0  # original CQL-CURL code (there 1 and 10 work, 0.1 fails)
+    num_sampled_actions: Count = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
+    cql_temperature: Positive = 1.0  # original CQL-CURL code (CQL code ``temp``)
+    with_lagrange: bool = False  # original CQL-CURL code: no Lagrange multiplier
+    target_action_gap: float = 10.0  # CQL code ``lagrange_thresh`` (used only with_lagrange)
+    alpha_prime_lr: Positive = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
+    # CQL code's sampled policy actions, or the original CQL-CURL's tanh mean (module docstring)
+    policy_actions: Annotated[str, Choice(POLICY_ACTIONS)] = "sampled"
+
+
+@dataclass(frozen=True)
+class CQLCURLConfig(CQLFields, CURLFields, SACFields):
+    """SAC-CURL's fields (the pixel encoder's and CURL's included) plus CQL(H)'s; defaults are
+    the original CQL-CURL code's values.
 
     Where the original differs from the CURL paper (learning rates, sampled actions) the original
     wins here; SAC-CURL keeps the CURL paper's values. The encoder is stepped by the one critic
@@ -67,18 +82,10 @@ class CQLCURLConfig(SACCURLConfig):
     curl_lr: float = 1e-3  # original CQL-CURL code (CURL's encoder_lr)
     alpha_lr: float = 1e-4  # original CQL-CURL code (beta1 0.5, as the CURL paper)
     init_temperature: float = 0.1  # original CQL-CURL code
-    min_q_weight: NonNegative = 10.0  # original CQL-CURL code (there 1 and 10 work, 0.1 fails)
-    num_sampled_actions: Count = 8  # original CQL-CURL code: 8 of each kind (CQL code: 10)
-    cql_temperature: Positive = 1.0  # original CQL-CURL code (CQL code ``temp``)
-    with_lagrange: bool = False  # original CQL-CURL code: no Lagrange multiplier
-    target_action_gap: float = 10.0  # CQL code ``lagrange_thresh`` (used only with_lagrange)
-    alpha_prime_lr: Positive = 3e-4  # CQL code: alpha' uses the Q-function lr (here critic_lr)
-    # CQL code's sampled policy actions, or the original CQL-CURL's tanh mean (module docstring)
-    policy_actions: Annotated[str, Choice(POLICY_ACTIONS)] = "sampled"
 
 
 @dataclass(frozen=True)
-class CQLStateConfig(CQLCURLConfig):
+class CQLStateConfig(CQLFields, SACFields):
     """CQL on states: the same penalty and update; defaults are CORL's ``algorithms/offline/
     cql.py`` (its TrainConfig; the CQL paper's continuous-control settings), sources per field
     in docs/sources.md ("State track"). At these sizes an update costs ~13 GFLOP (31 Q
@@ -92,7 +99,6 @@ class CQLStateConfig(CQLCURLConfig):
     beta1: float = 0.9  # CORL cql.py: default Adam betas
     init_temperature: float = 1.0  # CORL cql.py: log_alpha starts at 0
     critic_tau: float = 5e-3  # CORL cql.py soft_target_update_rate
-    encoder_tau: float = 5e-3  # unused on states (no encoder parameters)
     actor_update_freq: int = 1  # CORL cql.py: actor and critics step together
     critic_target_update_freq: int = 1  # CORL cql.py target_update_period
     hidden_dim: int = 256  # CORL cql.py: 256-unit layers
@@ -107,14 +113,14 @@ class CQLStateConfig(CQLCURLConfig):
     alpha_prime_lr: float = 3e-4  # CORL cql.py: alpha' uses qf_lr (used only with_lagrange)
 
 
-class CQLCURLAgent(SACCURLAgent):
+class CQLCURLAgent(SoftActorCritic):
     """SAC-CURL with CQL(H) on both critics (and optionally its Lagrange multiplier)."""
 
-    config: CQLCURLConfig
+    config: CQLCURLConfig | CQLStateConfig
 
     def __init__(
         self,
-        config: CQLCURLConfig,
+        config: CQLCURLConfig | CQLStateConfig,
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,

@@ -38,7 +38,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.checkpoint import Checkpointable
-from baselines.common.observation import make_augment, make_encoder
+from baselines.common.observation import (
+    EncoderFields,
+    head_feature_dim,
+    make_augment,
+    make_encoder,
+)
 from baselines.common.optim import adam
 from baselines.common.sac import DoubleQ, head_projection, mlp, soft_update
 from baselines.contract import (
@@ -46,7 +51,6 @@ from baselines.contract import (
     Discount,
     Fraction,
     NonNegative,
-    NonNegativeInt,
     Positive,
     TransitionBatch,
     obs_kind_of,
@@ -54,18 +58,15 @@ from baselines.contract import (
 
 
 @dataclass(frozen=True)
-class DrQBCConfig:
-    """DrQ+BC. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``), itself DrQ-v2's."""
+class TD3BCFields:
+    """What DrQ+BC and TD3+BC share. Defaults: V-D4RL's ``drqbc`` code (``cfgs/``), itself
+    DrQ-v2's (the pixel track's values; :class:`TD3BCStateConfig` sets TD3+BC's)."""
 
     batch_size: Count = 256  # V-D4RL cfgs/config.yaml
     lr: Positive = 3e-4  # V-D4RL cfgs/task/offline_dmc.yaml (overrides config.yaml's 1e-4)
     discount: Discount = 0.99  # V-D4RL cfgs/config.yaml
     critic_tau: Fraction = 0.01  # V-D4RL cfgs/algo/drqv2.yaml (critic_target_tau)
-    feature_dim: Count = 50  # V-D4RL cfgs/config.yaml
     hidden_dim: Count = 1024  # V-D4RL cfgs/algo/drqv2.yaml
-    num_layers: Count = 4  # DrQ-v2 encoder: 4 conv layers
-    num_filters: Count = 32  # DrQ-v2 encoder: 32 filters
-    aug_pad: NonNegativeInt = 4  # V-D4RL / DrQ-v2 RandomShiftsAug(pad=4)
     # V-D4RL's exploration std, cfgs/task/offline_dmc.yaml stddev_schedule linear(1.0, 0.1,
     # 250000), counts global steps, and its agent updates every 2nd one (cfgs/algo/drqv2.yaml
     # update_every_steps: 2): std reaches 0.1 after 125,000 updates, here counted in updates.
@@ -85,7 +86,12 @@ class DrQBCConfig:
 
 
 @dataclass(frozen=True)
-class TD3BCStateConfig(DrQBCConfig):
+class DrQBCConfig(EncoderFields, TD3BCFields):
+    """DrQ+BC on pixels: :class:`TD3BCFields` and the pixel encoder's fields."""
+
+
+@dataclass(frozen=True)
+class TD3BCStateConfig(TD3BCFields):
     """TD3+BC on states. Defaults: the TD3+BC paper (Fujimoto and Gu 2021) as CORL's
     ``algorithms/offline/td3_bc.py`` runs it; sources per field in docs/sources.md."""
 
@@ -130,7 +136,7 @@ class TD3BCAgent(Checkpointable):
 
     def __init__(
         self,
-        config: DrQBCConfig,
+        config: DrQBCConfig | TD3BCStateConfig,
         obs_shape: tuple[int, ...],
         action_dim: int,
         device: torch.device | str,
@@ -138,11 +144,15 @@ class TD3BCAgent(Checkpointable):
         cfg = config
         self.config, self.device = config, torch.device(device)
         pixels = obs_kind_of(obs_shape) == "pixels"
-        self.augment = make_augment(obs_shape, cfg.aug_pad)
-        self.encoder = make_encoder(obs_shape, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
+        self.augment = make_augment(obs_shape, cfg)
+        self.encoder = make_encoder(obs_shape, cfg)
         self.critic = DoubleQ(self.encoder.feature_dim, action_dim, cfg.hidden_dim)
         self.actor = DeterministicActor(
-            self.encoder.conv.repr_dim, cfg.feature_dim, cfg.hidden_dim, action_dim, pixels
+            self.encoder.conv.repr_dim,
+            head_feature_dim(obs_shape, cfg),
+            cfg.hidden_dim,
+            action_dim,
+            pixels,
         )
         for module in (self.encoder, self.critic, self.actor):
             module.to(self.device)

@@ -540,7 +540,6 @@ def make_tasks(
     stop_at: float | None = None,
     precision: PrecisionChoice | None = None,
 ) -> list:
-
     # Under SLURM each node resolves the device (a login node may have no GPU).
     device = (
         args.device

@@ -19,8 +19,9 @@ from torch import nn
 
 from baselines.common.augment import random_crop
 from baselines.common.encoder import orthogonal_init
-from baselines.common.sac import mlp, squashed_sample
-from baselines.sac_curl import SACCURLConfig, curl_logits, td_target
+from baselines.common.sac import mlp, squashed_sample, td_target
+from baselines.common.sac_agent import curl_logits
+from baselines.sac_curl import SACCURLConfig
 from benchmark.data.sampler import TransitionBatch
 
 

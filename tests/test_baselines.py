@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 import benchmark  # noqa: F401  (registers the ids)
 from baselines.common.augment import random_crop
-from baselines.sac_curl import curl_logits, td_target
+from baselines.common.sac import td_target
+from baselines.common.sac_agent import curl_logits
 from benchmark.data.envs import ENV_ID, STATE_ENV_ID
 from benchmark.data.sampler import FrameReplay, TransitionBatch
 from benchmark.data.state_replay import StateNormalizer, StateReplay
@@ -397,3 +398,27 @@ def test_pixel_update_compiles_whole_and_learns_like_eager(name: str) -> None:
         want = np.mean([m[key] for m in eager[-COMPILE_WINDOW:] if key in m])
         have = np.mean([m[key] for m in compiled[-COMPILE_WINDOW:] if key in m])
         assert have == pytest.approx(want, rel=0.10, abs=1e-3), key
+
+
+BUILT_IN = [n for n in registry.names() if not registry.get(n).external]
+STATE_BASELINES = [n for n in BUILT_IN if registry.get(n).obs_kind == "state"]
+
+
+@pytest.mark.parametrize("name", STATE_BASELINES)
+def test_state_configs_carry_no_pixel_fields(name: str) -> None:
+    """A state config holds no encoder or CURL field (issue 28); its pixel twin does, and a
+    state config given frames is refused with a message naming what it lacks."""
+    from benchmark.harness.runner import RETIRED_STATE_FIELDS
+
+    spec = registry.get(name)
+    fields = {f.name for f in dataclasses.fields(spec.config_class())}
+    assert not fields & RETIRED_STATE_FIELDS
+    with pytest.raises(ValueError, match=r"has no pixel encoder fields \(feature_dim"):
+        spec.agent_class()(spec.default_config(), (9, 84, 84), 6, "cpu")
+
+
+def test_pixel_configs_carry_the_encoder_fields() -> None:
+    for name in (n for n in BUILT_IN if registry.get(n).obs_kind == "pixels"):
+        config = registry.get(name).config_class()
+        fields = {f.name for f in dataclasses.fields(config)}
+        assert {"feature_dim", "num_layers", "num_filters", "aug_pad"} <= fields, name

@@ -40,8 +40,6 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
         ),
     ),
 }
-# Agents that build on another agent's file (to be folded into baselines/common).
-AGENT_ON_AGENT = {("baselines.cql_curl", "baselines.sac_curl")}
 # Function-level imports now; each keeps torch, matplotlib, minari or another heavy module out of
 # a fast command's start (--help, --plan, report). A new one must say so, and raise this number.
 LATE_IMPORTS = 14
@@ -85,10 +83,7 @@ def test_agents_are_reached_only_through_the_contract() -> None:
         if not into_agents:
             continue
         from_agents = edge.source.startswith("baselines")
-        allowed = from_agents and (
-            edge.target.startswith("baselines.common")
-            or (edge.source, edge.target) in AGENT_ON_AGENT
-        )
+        allowed = from_agents and edge.target.startswith("baselines.common")
         if not allowed:
             wrong.append(f"{edge.source}:{edge.line} -> {edge.target}")
     assert wrong == []
@@ -130,7 +125,12 @@ def test_the_graph_sees_what_it_should(tmp_path: Path) -> None:
     assert up and LAYERS["report"][0] > LAYERS["harness"][0]
 
 
-STARTS_WITHOUT_TORCH = ("benchmark.run", "benchmark.report", "benchmark.compare", "benchmark.datasets")
+STARTS_WITHOUT_TORCH = (
+    "benchmark.run",
+    "benchmark.report",
+    "benchmark.compare",
+    "benchmark.datasets",
+)
 
 
 @pytest.mark.parametrize("command", STARTS_WITHOUT_TORCH)

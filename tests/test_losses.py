@@ -12,9 +12,9 @@ import torch
 from baselines.bc import gaussian_nll
 from baselines.common.augment import random_shift, shift_by
 from baselines.common.encoder import PixelEncoder
-from baselines.common.sac import soft_update, squashed_sample
+from baselines.common.sac import soft_update, squashed_sample, td_target
+from baselines.common.sac_agent import curl_logits
 from baselines.cql_curl import cql_gap
-from baselines.sac_curl import curl_logits, td_target
 from baselines.td3bc import clipped_noise_action, td3_bc_actor_loss
 
 

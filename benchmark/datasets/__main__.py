@@ -284,7 +284,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _rerender_parser(commands: argparse._SubParsersAction) -> None:
-
     rerender = commands.add_parser(
         "rerender", help="re-render a dataset's stored physics under a visual variant"
     )

@@ -343,7 +343,6 @@ def code_permalink() -> str:
 
 
 def _create(plan: BuildPlan, first: list[Any]) -> Any:
-
     ref_min, ref_max, _ = reference_scores(plan.time_limit_s)
     return create_lossless(
         plan.target_id,

@@ -53,7 +53,6 @@ def frames_image(dataset: Any, source: Any | None) -> np.ndarray:
 
 
 def _variant_lines(dataset: Any, source: Any | None) -> str:
-
     record = variant_record(dataset)
     if not record:
         return "Sample frames (first episode, evenly spaced):"

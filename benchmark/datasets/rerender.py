@@ -136,7 +136,6 @@ def _time_limit(dataset: Any) -> float:
 
 
 def _env_spec(variant: Variant, seed: int, time_limit_s: float) -> Any:
-
     spec = gym.spec(variant.env_id)
     kwargs = {**spec.kwargs, "time_limit_s": time_limit_s}
     if variant.name != DEFAULT:

@@ -395,7 +395,6 @@ class BehaviourTrainer:
 
 
 def make_state_env(time_limit_s: float) -> gym.Env:
-
     return gym.make(STATE_ENV_ID, time_limit_s=time_limit_s)
 
 

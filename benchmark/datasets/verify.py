@@ -113,7 +113,6 @@ def _scan(
 
 
 def _render_check(dataset: Any, pairs: list[tuple[np.ndarray, np.ndarray]]) -> Check:
-
     # The dataset's own env spec: a visual variant (benchmark.data.variants) renders its way.
     spec = dataset.spec.env_spec
     env = gym.make(spec).unwrapped if spec is not None else make_walker_pixels()

@@ -198,9 +198,26 @@ def _finished_with_other_setup(task: CellTask, paths: CellPaths) -> str | None:
     profile = task.overrides.profile_named(task.cell.profile)
     wanted = _requested_setup(task, task.config(registry.get(task.cell.algo), profile), profile)
     held = {key: before.get(key) for key in wanted}
-    if _canonical(held) == _canonical(wanted):
+    if _same_setup(held, wanted):
         return None
     return str(ConfigMismatchError(_mismatch_message(paths)))
+
+
+# Fields the state configs no longer carry (issue 28): the pixel encoder's and CURL's, which no
+# state agent ever read (the agents' hash tests hold across the change). A cell recorded with
+# them is the same setup as one recorded without.
+RETIRED_STATE_FIELDS = frozenset(
+    {"feature_dim", "num_layers", "num_filters", "aug_pad", "curl_lr", "encoder_tau"}
+)
+
+
+def _same_setup(held: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether a cell's recorded setup is the one ``wanted``, retired fields aside."""
+    if held is not None and isinstance(held.get("config"), dict):
+        config = wanted.get("config", {})
+        retired = RETIRED_STATE_FIELDS - config.keys()
+        held = {**held, "config": {k: v for k, v in held["config"].items() if k not in retired}}
+    return _canonical(held) == _canonical(wanted)
 
 
 def _canonical(record: Any) -> str:
@@ -413,11 +430,10 @@ def cell_meta(
 
 
 def check_same_setup(paths: CellPaths, meta: dict) -> None:
-
     if not paths.meta.exists():
         return
     before = json.loads(paths.meta.read_text()).get("setup")
-    if _canonical(before) != _canonical(meta["setup"]):
+    if not _same_setup(before, meta["setup"]):
         raise ConfigMismatchError(_mismatch_message(paths))
 
 

@@ -39,7 +39,6 @@ def dataset_load_seconds(dataset_id: str | None, device: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-
     import torch
 
     parser = argparse.ArgumentParser(prog="python -m benchmark.lease.probe", description=__doc__)

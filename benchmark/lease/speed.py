@@ -23,7 +23,6 @@ GPU_BENCH_NAMES = ("sac-curl-offline", "cql-curl", "bc-pixels", "drqbc")
 
 
 def _pytest(*args: str) -> list[str]:
-
     return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
 
 

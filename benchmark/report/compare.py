@@ -146,7 +146,6 @@ def comparison_table(comparisons: Sequence[Comparison]) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 def _side(folders: Sequence[str], profile: str | None, what: str) -> tuple[Selection, str]:
-
     selection = select_cells(existing_folders(folders))
     if selection.problems:
         raise ValueError(f"{what}: cannot read {selection.problems[0]}")
