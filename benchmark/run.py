@@ -10,8 +10,9 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from baselines import contract
 from benchmark.data.envs import ensure_headless_gl
@@ -19,6 +20,7 @@ from benchmark.datasets import DatasetError, build_dataset, known_dataset_ids, l
 from benchmark.datasets.build import state_dataset_id
 from benchmark.datasets.store import is_built
 from benchmark.harness import cost, precision, profiles, registry, runner, slurm
+from benchmark.harness.cost import parse_duration
 from benchmark.harness.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.harness.precision import PrecisionChoice
 from benchmark.harness.profiles import Profile
@@ -47,7 +49,6 @@ class Plan:
 
 # -- argument parsing --------------------------------------------------------------------------
 def _epilog() -> str:
-
     lines = ["baselines (--algos; also module:Class, see docs/agent-contract.md):"]
     lines += [_baseline_line(name) for name in registry.names()]
     lines += ["", "datasets (--datasets; 'default' = the profile's, 'all' = every one):"]
@@ -168,23 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_duration(text: str) -> float:
-    """``"25m"`` -> 1500.0 seconds; ``s``, ``m``, ``h`` suffixes or plain seconds."""
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    cleaned = text.strip().lower()
-    scale = units.get(cleaned[-1:])
-    number = cleaned[:-1] if scale is not None else cleaned
-    try:
-        seconds = float(number) * (scale or 1.0)
-    except ValueError:
-        raise ValueError(
-            f"--time-budget {text!r}: expected a duration such as 25m, 2h, 90s or 900"
-        ) from None
-    if not seconds > 0:
-        raise ValueError(f"--time-budget {text!r}: must be positive")
-    return seconds
-
-
 def budget_reserve(budget_s: float) -> float:
     """Time kept back at the end of a budget to finish the update in flight, reach an exact
     checkpoint (online cells: the next episode start) and write it: a tenth of the budget,
@@ -213,7 +197,6 @@ def parse_seeds(values: Sequence[str] | None, default_count: int) -> tuple[int, 
 
 
 def parse_datasets(values: Sequence[str], profile: Profile) -> tuple[str, ...]:
-
     known = known_dataset_ids()
     parts = [part.strip() for value in values for part in value.split(",") if part.strip()]
     if parts == ["default"]:
@@ -279,7 +262,6 @@ def prepare_datasets(plan: Plan, workers: int) -> dict[tuple[str, str], str]:
 
 
 def _ensure_state_dataset(recipe_id: str, target: str, profile: Profile, workers: int) -> str:
-
     state_target = state_dataset_id(target)
     if profile.dataset_transitions is None:
         if not is_built(state_target):
@@ -324,6 +306,7 @@ def print_plan(plan: Plan) -> None:
     print(f"{len(plan.cells)} cells:")
     for cell in plan.cells:
         print(f"  {cell.algo:<18} {cell.dataset:<36} seed {cell.seed}")
+    sys.stdout.flush()  # the plan before the cells' lines, when both go to one file
 
 
 def summary_table(outcomes: Sequence) -> str:
@@ -386,8 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     try:  # before any cell starts: a bad device or budget is a usage error
         args.device = check_device(args)
-        budget = parse_duration(args.time_budget) if args.time_budget is not None else None
-        args.summary_every_s = parse_duration(args.summary_every)
+        budget = (
+            parse_duration(args.time_budget, "--time-budget")
+            if args.time_budget is not None
+            else None
+        )
+        args.summary_every_s = parse_duration(args.summary_every, "--summary-every")
         args.slurm_options = slurm_options(args)
     except ValueError as error:
         parser.error(str(error))
@@ -433,25 +420,15 @@ def print_cost(plan: Plan, args: argparse.Namespace) -> None:
 
 
 def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
-
-    try:
-        root = check_writable(args.results)
-    except PermissionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     # The budget counts from here: datasets built on the fly are inside it.
     stop_at = None if budget_s is None else runner.now() + budget_s - budget_reserve(budget_s)
     workers = args.workers or runner.default_workers(len(plan.cells))
-    ensure_headless_gl()  # chosen once here; spawned workers inherit MUJOCO_GL
-    try:
-        dataset_ids = prepare_datasets(plan, workers)
-    except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
+    if (ready := prepare_run(plan, args, workers)) is None:
         return EXIT_USAGE
+    root, dataset_ids = ready
     choice = decide_precision(plan, args.device, workers)
     tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at, choice)
     print_plan(plan)
-    sys.stdout.flush()  # the plan before the cells' lines, when both go to one file
     summary_every_s = getattr(args, "summary_every_s", SUMMARY_EVERY_S)
     progress = RunProgress(len(tasks), bars=interactive(), summary_every_s=summary_every_s)
     if args.launcher == "ray":
@@ -466,24 +443,14 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
 
 def execute_slurm(plan: Plan, args: argparse.Namespace, options: slurm.SlurmOptions) -> int:
     """``--launcher slurm``: datasets here (on the shared filesystem), cells as a job array."""
-
-    try:
-        root = check_writable(args.results)
-        slurm.require_submitit()
-    except (PermissionError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    workers = runner.default_workers(len(plan.cells))  # for building datasets here
+    if (ready := prepare_run(plan, args, workers, slurm.require_submitit)) is None:
         return EXIT_USAGE
-    ensure_headless_gl()  # small profiles build their datasets here, rendering frames
-    try:
-        dataset_ids = prepare_datasets(plan, runner.default_workers(len(plan.cells)))
-    except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    root, dataset_ids = ready
     # A profile that asks for fp32 or bf16 is decided here; auto is measured on each node.
     choice = None if plan.profile.precision == precision.AUTO else decide_precision(plan, "cpu", 1)
     tasks = make_tasks(plan, args, str(root), dataset_ids, 1, None, choice)
     print_plan(plan)
-    sys.stdout.flush()
     progress = RunProgress(len(tasks), bars=False, summary_every_s=args.summary_every_s)
     outcomes = slurm.launch(
         tasks, options, root, progress.outcome, progress.tick, wait=not args.no_wait
@@ -496,6 +463,26 @@ def execute_slurm(plan: Plan, args: argparse.Namespace, options: slurm.SlurmOpti
         return 0
     progress.close()
     return finish(outcomes, root, args)
+
+
+def prepare_run(
+    plan: Plan, args: argparse.Namespace, workers: int, *checks: Callable[[], None]
+) -> tuple[Path, dict[tuple[str, str], str]] | None:
+    """What every launcher needs first: the results folder, writable (and ``checks`` passed),
+    and the plan's datasets, loaded or built here with ``workers``. None after an error line."""
+    try:
+        root = check_writable(args.results)
+        for check in checks:
+            check()
+    except (PermissionError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    ensure_headless_gl()  # chosen once here; spawned workers inherit MUJOCO_GL
+    try:
+        return root, prepare_datasets(plan, workers)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
 
 
 def finish(outcomes: Sequence, root: object, args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ import pytest
 
 from benchmark import run
 from benchmark.harness import registry, slurm
+from benchmark.harness.cost import parse_duration
 from benchmark.harness.results import Cell, CellPaths, load_metrics, load_results
 from benchmark.harness.runner import threads_per_worker
 
@@ -88,7 +89,7 @@ def test_plan_prints_the_jobs_and_what_each_asks_for(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--slurm-time", "2x"], "time '2x': expected minutes (90), 90m, 4h"),
+        (["--slurm-time", "2x"], "--slurm-time '2x': expected a duration such as 90s, 25m, 4h"),
         (["--slurm-cpus", "0"], "cpus=0: expected an integer >= 1"),
         (["--slurm-cluster", "pbs"], "invalid choice: 'pbs' (choose from 'slurm', 'local')"),
         (["--slurm-time", "1"], "margin_s=60 (--slurm-margin): expected 0 <= margin < the time"),
@@ -154,6 +155,17 @@ def test_without_submitit_the_error_says_how_to_install_it(
 def test_slurm_times_read_as_sbatch_reads_them(text: str, minutes: int) -> None:
     assert slurm.parse_minutes(text) == minutes
     assert slurm.parse_minutes("1-12:00:00") == 36 * 60
+
+
+def test_one_duration_parser_serves_the_time_budget_and_slurm() -> None:
+    """A bare number is seconds for --time-budget, minutes for SLURM; the rest reads alike."""
+    assert parse_duration("900", "--time-budget") == 900.0
+    assert parse_duration("2:30:00", "--time-budget") == 9000.0
+    assert slurm.parse_minutes("2:30:00") * 60 == parse_duration("2:30:00", "--time-budget")
+    with pytest.raises(ValueError, match=r"--summary-every '0s': must be positive"):
+        parse_duration("0s", "--summary-every")
+    with pytest.raises(ValueError, match=r"--time-budget 'soon': expected .* 900 \(seconds\)"):
+        parse_duration("soon", "--time-budget")
 
 
 # -- submitit's local cluster ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,33 @@ def probe_step_seconds(profile: Profile) -> float:
         return (time.perf_counter() - started) / PROBE_STEPS
     finally:
         env.close()
+
+
+def parse_duration(text: str, flag: str, bare_unit_s: float = 1.0) -> float:
+    """Seconds in a duration: ``90s``, ``25m``, ``4h``, ``1d``, ``2:30:00`` (H:MM:SS) or
+    ``1-12:00:00`` (D-HH:MM:SS). A bare number counts in ``bare_unit_s``: seconds for
+    ``--time-budget``, minutes for SLURM's time limits (as sbatch reads them). ``flag`` names the
+    option in the error."""
+    cleaned = str(text).strip().lower()
+    try:
+        if ":" in cleaned or re.fullmatch(r"\d+-\d+(:\d+){0,2}", cleaned):
+            days, _, clock = cleaned.rpartition("-")
+            parts = [int(p) for p in clock.split(":")]
+            hours, minutes, seconds = ([0] * (3 - len(parts)) + parts)[-3:]
+            total = int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
+        else:
+            scale = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(cleaned[-1:])
+            number = cleaned[:-1] if scale is not None else cleaned
+            total = float(number) * (scale or bare_unit_s)
+    except ValueError:
+        bare = "90 (minutes)" if bare_unit_s == 60 else "900 (seconds)"
+        raise ValueError(
+            f"{flag} {text!r}: expected a duration such as 90s, 25m, 4h, 1d, 2:30:00, "
+            f"1-12:00:00 or {bare}"
+        ) from None
+    if not total > 0:
+        raise ValueError(f"{flag} {text!r}: must be positive")
+    return float(total)
 
 
 def format_duration(seconds: float) -> str:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.harness import precision, registry, runner
+from benchmark.harness.cost import parse_duration
 from benchmark.harness.results import Cell, CellPaths, read_evals
 from benchmark.progress import TICK_S, line
 
@@ -153,24 +154,7 @@ def parse_minutes(text: str | int) -> int:
     ``4h``, ``1d``, ``2:30:00`` (H:MM:SS) or ``1-12:00:00``; seconds round up."""
     if isinstance(text, int):
         return text
-    cleaned = str(text).strip().lower()
-    try:
-        if ":" in cleaned or re.fullmatch(r"\d+-\d+(:\d+){0,2}", cleaned):
-            days, _, clock = cleaned.rpartition("-")
-            parts = [int(p) for p in clock.split(":")]
-            hours, minutes, seconds = ([0] * (3 - len(parts)) + parts)[-3:]
-            total = int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
-        else:
-            scale = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(cleaned[-1:])
-            number = cleaned[:-1] if scale is not None else cleaned
-            total = float(number) * (scale or 60)
-    except ValueError:
-        raise ValueError(
-            f"time {text!r}: expected minutes (90), 90m, 4h, 1d, 2:30:00 or 1-12:00:00"
-        ) from None
-    if not total > 0:
-        raise ValueError(f"time {text!r}: must be positive")
-    return math.ceil(total / 60)
+    return math.ceil(parse_duration(text, "--slurm-time", bare_unit_s=60) / 60)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -669,9 +653,7 @@ def task_outcomes(job: Any, task: ArrayTask) -> list[runner.CellOutcome]:
         if job.paths.result_pickle.exists():
             return list(job.result())
     why = f"job {job.job_id} ended before this cell did"
-    return [
-        cell_on_disk(t.root, t.cell, why) for t in task.units
-    ]
+    return [cell_on_disk(t.root, t.cell, why) for t in task.units]
 
 
 def cell_on_disk(root: str, cell: Cell, why: str) -> runner.CellOutcome:

@@ -16,13 +16,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.harness.cost import parse_duration
 from benchmark.harness.overrides import Overrides
 from benchmark.harness.profiles import EXPERT
 from benchmark.harness.profiles import get as get_profile
 from benchmark.lease import plan as slot_plan
 from benchmark.lease.speed import gpu_suite
 from benchmark.lease.stages import SlotRecord, StageResult, run_command
-from benchmark.run import budget_reserve, parse_duration
+from benchmark.run import budget_reserve
 
 SCALES = {"smoke": "smoke", "full": "full"}  # --scale -> the profile its cells run
 # Upper bounds on each stage's share of the budget; the reference cells get what is left.
@@ -87,7 +88,7 @@ class Slot:
                 "git": _git_commit(),
             },
             started=started,
-            budget_s=parse_duration(args.budget),
+            budget_s=parse_duration(args.budget, "--budget"),
         )
         done = slot_plan.done_cells(args.reference)
         self.specs = slot_plan.pixel_specs()
