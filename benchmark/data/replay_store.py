@@ -98,6 +98,3 @@ class ChunkStore:
         for path in deleted:
             path.unlink(missing_ok=True)
         return deleted
-
-    def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.folder.glob(CHUNK_GLOB))

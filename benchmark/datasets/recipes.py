@@ -89,15 +89,6 @@ def _repo_path(value: str) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
-def repo_relative(path: Path) -> str:
-    """``path`` relative to the repository (POSIX form), so that recorded metadata never holds
-    the building machine's folders; a path outside the repository is kept as it is."""
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _parse_source(table: Any, path: Path) -> Source:
     if not isinstance(table, dict):
         raise RecipeError(f"{path}: missing table '[source]'")

@@ -426,16 +426,6 @@ def sort_metrics(table: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["profile", "algo", "dataset", "seed", "update"], ignore_index=True)
 
 
-def load_meta(
-    roots: str | Path | Sequence[str | Path], profile: str | None = None
-) -> list[dict[str, Any]]:
-    """Every chosen cell's ``meta.json`` under ``roots`` (strict, as :func:`load_results`)."""
-    selection = select_cells(roots, profile)
-    if selection.problems:
-        raise selection.problems[0]
-    return list(selection.meta.values())
-
-
 # -- provenance --------------------------------------------------------------------------------
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}

@@ -28,7 +28,6 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -684,7 +683,3 @@ def outcome_of(result: Callable[[], CellOutcome], task: CellTask) -> CellOutcome
         return result()
     except Exception as error:
         return record_failure(task.cell, CellPaths.of(task.root, task.cell), error)
-
-
-def root_path(root: str | Path) -> str:
-    return str(Path(root).resolve())

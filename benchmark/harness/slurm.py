@@ -186,67 +186,58 @@ def make_options(config: str | None, flags: dict[str, Any]) -> SlurmOptions:
     return SlurmOptions(**values).check()
 
 
+# --slurm-<flag>: (the SlurmOptions field it sets, its type, metavar, help)
+FLAGS: dict[str, tuple[str, type, str, str]] = {
+    "partition": ("partition", str, "NAME", "partition (default: the cluster's)"),
+    "account": ("account", str, "NAME", "account to charge"),
+    "qos": ("qos", str, "NAME", "quality of service"),
+    "time": (
+        "time_min",
+        str,
+        "TIME",
+        "each task's time limit: minutes as sbatch reads them (90), 90m, 4h or 2:30:00 "
+        "(default 60); a cell that needs longer is checkpointed and requeued",
+    ),
+    "gpus": ("gpus", int, "N", "GPUs per task (default 0)"),
+    "cpus": ("cpus", int, "N", "CPUs per task, also its torch threads (default 4)"),
+    "mem": ("mem_gb", float, "GB", "memory per task in GB (default: the cluster's)"),
+    "margin": (
+        "margin_s",
+        float,
+        "SECONDS",
+        "kept back at the end of a task's time to reach a checkpoint and write it "
+        "(default: a tenth of the time, 60 to 600)",
+    ),
+    "parallel": ("parallel", int, "N", "at most N tasks of the array at once"),
+    "requeues": ("requeues", int, "N", "requeues after a time-out, per task (default 3)"),
+    "cells-per-task": (
+        "cells_per_task",
+        int,
+        "N",
+        "cells one task runs in turn (default 1: one task per cell)",
+    ),
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--slurm-*`` flags and ``--no-wait`` of ``python -m benchmark.run``."""
     group = parser.add_argument_group(
         "SLURM (--launcher slurm; flags override --slurm-config; needs pip install -e '.[slurm]')"
     )
-    add = group.add_argument
-    add(
+    group.add_argument(
         "--slurm-config",
         metavar="FILE",
         help=f"a TOML file of the options below (keys: {', '.join(OPTION_FIELDS)})",
     )
-    add("--slurm-partition", metavar="NAME", help="partition (default: the cluster's)")
-    add("--slurm-account", metavar="NAME", help="account to charge")
-    add("--slurm-qos", metavar="NAME", help="quality of service")
-    add(
-        "--slurm-time",
-        metavar="TIME",
-        help="each task's time limit: minutes as sbatch reads "
-        "them (90), 90m, 4h or 2:30:00 (default 60); a cell that needs longer is checkpointed "
-        "and requeued",
-    )
-    add("--slurm-gpus", type=int, metavar="N", help="GPUs per task (default 0)")
-    add(
-        "--slurm-cpus",
-        type=int,
-        metavar="N",
-        help="CPUs per task, also its torch threads (default 4)",
-    )
-    add(
-        "--slurm-mem",
-        type=float,
-        metavar="GB",
-        help="memory per task in GB (default: the cluster's)",
-    )
-    add(
-        "--slurm-margin",
-        type=float,
-        metavar="SECONDS",
-        help="kept back at the end of a task's time to reach a checkpoint and write it "
-        "(default: a tenth of the time, 60 to 600)",
-    )
-    add("--slurm-parallel", type=int, metavar="N", help="at most N tasks of the array at once")
-    add(
-        "--slurm-requeues",
-        type=int,
-        metavar="N",
-        help="requeues after a time-out, per task (default 3)",
-    )
-    add(
-        "--slurm-cells-per-task",
-        type=int,
-        metavar="N",
-        help="cells one task runs in turn (default 1: one task per cell)",
-    )
-    add(
+    for flag, (_, kind, metavar, text) in FLAGS.items():
+        group.add_argument(f"--slurm-{flag}", type=kind, metavar=metavar, help=text)
+    group.add_argument(
         "--slurm-cluster",
         choices=CLUSTERS,
         help="slurm (default), or local: submitit's local "
         "executor, the same tasks as processes on this machine",
     )
-    add(
+    group.add_argument(
         "--no-wait",
         action="store_true",
         help="submit, print the job ids and return at once "
@@ -256,20 +247,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> SlurmOptions:
     flags = {
-        "partition": args.slurm_partition,
-        "account": args.slurm_account,
-        "qos": args.slurm_qos,
-        "time_min": args.slurm_time,
-        "gpus": args.slurm_gpus,
-        "cpus": args.slurm_cpus,
-        "mem_gb": args.slurm_mem,
-        "parallel": args.slurm_parallel,
-        "requeues": args.slurm_requeues,
-        "cells_per_task": args.slurm_cells_per_task,
-        "margin_s": args.slurm_margin,
-        "cluster": args.slurm_cluster,
+        field: getattr(args, "slurm_" + flag.replace("-", "_"))
+        for flag, (field, *_) in FLAGS.items()
     }
-    return make_options(args.slurm_config, flags)
+    return make_options(args.slurm_config, flags | {"cluster": args.slurm_cluster})
 
 
 DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
