@@ -83,13 +83,19 @@ def digest(state: dict[str, Any]) -> str:
     return sha.hexdigest()
 
 
+# Variants hashed beside the registered defaults: name -> (baseline, config fields it changes).
+VARIANTS = {"cql-curl+lagrange": ("cql-curl", {"with_lagrange": True, "target_action_gap": 1.0})}
+
+
 def agent_hash(name: str) -> str:
     from benchmark.harness import registry
 
-    spec = registry.get(name)
+    base, changes = VARIANTS.get(name, (name, {}))
+    spec = registry.get(base)
     config = spec.default_config()
     fields = {f.name for f in dataclasses.fields(config)}
     config = dataclasses.replace(config, **{k: v for k, v in SMALL.items() if k in fields})
+    config = dataclasses.replace(config, **changes)
     arrays = batch_arrays(spec.obs_kind)
     random.seed(0)
     np.random.seed(0)
@@ -119,7 +125,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from benchmark.harness import registry
 
-    names = [n for n in registry.names() if not registry.get(n).external]
+    names = [n for n in registry.names() if not registry.get(n).external] + list(VARIANTS)
     print(json.dumps({name: agent_hash(name) for name in (sys.argv[1:] or names)}, indent=1))
 
 

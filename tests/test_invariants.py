@@ -50,6 +50,12 @@ _CQL_CURL = {
     "AVX512": "8c3945a8a7eb4213042f300d791004072cbc95dfb7a1d6dbb6b772ad8f30b1e2",
     "AVX2": "cb2cdbeb4ba2fcc3552813680caecfa95f38dbb0ed9ffcdee0745f832699a104",
 }
+# CQL-CURL with its Lagrange multiplier (``tests/agent_hashes.py`` VARIANTS): alpha' is stepped
+# with the other optimisers after the one backward; the same bits as at REFERENCE.
+_CQL_LAGRANGE = {
+    "AVX512": "ac8691aae7174ae0d242bdd6e81bb02ec76089e46196fabcb5946573cde3544b",
+    "AVX2": "6ae4a4d350c90992e9b2f563ff2fcf2d6bb578293277d54c3ed580dc8c141da7",
+}
 _SAME_ON_BOTH = {
     "bc-pixels": "5c3cdc1c3dc7cfa72bcf5a39bd1e46f9c9dc4f2396e2b7dbb5ffce0f95650826",
     "drqbc": "a84052740791d1a488cfb550d7646fe5859e697630cb287fc72d9ea0f20ff1cf",
@@ -65,6 +71,7 @@ AGENT_HASHES = {
         "sac-curl-online": _SAC_CURL[capability],
         "sac-curl-offline": _SAC_CURL[capability],
         "cql-curl": _CQL_CURL[capability],
+        "cql-curl+lagrange": _CQL_LAGRANGE[capability],
         **_SAME_ON_BOTH,
     }
     for capability in ("AVX512", "AVX2")
