@@ -391,6 +391,25 @@ def test_compare_prints_intervals_improvement_and_verdicts_with_unequal_seeds(
         assert cells[10] in ("**better**", "**within**", "**worse**")
 
 
+def test_compare_leaves_out_cells_still_training(
+    template_results: Path,
+    reference_results: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A cell without its ``done`` marker has no final score: it is listed, not compared."""
+    running = tmp_path / "running"
+    shutil.copytree(template_results, running)
+    [marker] = running.glob("runs/*/tiny-bc/*/seed-1/done")
+    marker.unlink()
+    assert compare.main(["--results", str(running), "--reference", str(reference_results)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| tiny-bc |")]
+    assert rows and all(row.split("|")[4].strip() == "1" for row in rows)  # seed 0 alone
+    assert "Not compared, still training (no final score yet):" in out
+    assert "- --results tiny-bc vorb/walker-walk/random-v0 seed 1 (smoke): at update" in out
+
+
 def test_compare_refuses_another_protocol_naming_the_field(
     template_results: Path, other_protocol_results: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -380,7 +380,7 @@ def create_lossless(dataset_id: str, first: list[Any], spec: Any, **fields: Any)
 def zstd_arrow_writes() -> Iterator[None]:
     """Make Minari's arrow storage write zstd-compressed IPC files (see the module docstring)."""
     import pyarrow.dataset as pads
-    from minari.dataset._storages import arrow_storage
+    from minari.dataset._storages import arrow_storage  # private: minari is pinned (0.5.4)
 
     original = arrow_storage.ds.write_dataset
     options = pads.IpcFileFormat().make_write_options(compression="zstd")

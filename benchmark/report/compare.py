@@ -146,7 +146,8 @@ def comparison_table(comparisons: Sequence[Comparison]) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 def _side(folders: Sequence[str], profile: str | None, what: str) -> tuple[Selection, str]:
-    selection = select_cells(existing_folders(folders))
+    """A side's finished cells (a cell still training has no final score) and its profile."""
+    selection = select_cells(existing_folders(folders), finished_only=True)
     if selection.problems:
         raise ValueError(f"{what}: cannot read {selection.problems[0]}")
     try:
@@ -154,6 +155,19 @@ def _side(folders: Sequence[str], profile: str | None, what: str) -> tuple[Selec
     except ValueError as error:
         raise ValueError(f"{what} ({', '.join(folders)}): {error}") from None
     return selection, name
+
+
+def unfinished_cells(folders: Sequence[str], finished: Selection, what: str) -> list[str]:
+    """The cells of ``folders`` left out because they have not finished, one line each."""
+    every = select_cells(existing_folders(folders)).evals
+    keys = ["profile", "algo", "dataset", "seed"]
+    done = set(finished.evals[keys].drop_duplicates().itertuples(index=False))
+    last = every.groupby(keys, sort=True)["update"].max()
+    return [
+        f"{what} {algo} {dataset} seed {seed} ({profile}): at update {update:,}"
+        for (profile, algo, dataset, seed), update in last.items()
+        if (profile, algo, dataset, seed) not in done
+    ]
 
 
 def _chosen(present: Sequence[str], wanted: str | None, what: str) -> list[str]:
@@ -168,9 +182,12 @@ def _chosen(present: Sequence[str], wanted: str | None, what: str) -> list[str]:
     return names
 
 
-def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str], list[str]]:
+def compare(
+    args: argparse.Namespace,
+) -> tuple[list[Comparison], list[str], list[str], list[str]]:
     """The comparisons the command prints, the protocol mismatches it compared anyway
-    (``allow_mismatch``) and the pairs it left out for theirs. Pairs whose protocols differ
+    (``allow_mismatch``), the pairs it left out for theirs and the cells left out because they
+    have not finished. Pairs whose protocols differ
     (another update budget, say) are left out and listed; :class:`ProtocolMismatch` is raised
     when that leaves nothing to compare, unless ``allow_mismatch``."""
 
@@ -203,13 +220,15 @@ def compare(args: argparse.Namespace) -> tuple[list[Comparison], list[str], list
             "protocol mismatch, nothing compared (--allow-mismatch compares anyway):\n  "
             + "\n  ".join(left_out)
         )
+    unfinished = unfinished_cells(args.results, user, "--results")
+    unfinished += unfinished_cells(args.reference, ref, "--reference")
     comparisons = [c for pair in pairs for c in compare_pair(user_runs, ref_runs, *pair)]
     if not comparisons:
         raise ValueError(
             f"nothing to compare: {', '.join(algos)} and the reference's {', '.join(against)} "
             "share no dataset"
         )
-    return comparisons, problems, left_out
+    return comparisons, problems, left_out, unfinished
 
 
 def render(
@@ -217,6 +236,7 @@ def render(
     problems: Sequence[str],
     args: Any,
     left_out: Sequence[str] = (),
+    unfinished: Sequence[str] = (),
 ) -> str:
     warning = [
         "!! PROTOCOL MISMATCH: these numbers were not made with the same protocol "
@@ -227,7 +247,7 @@ def render(
     lines += [
         f"# {', '.join(args.results)} against the reference {', '.join(args.reference)}",
         "",
-        "Final normalised scores (last evaluation of each run); every interval is over runs "
+        "Final normalised scores (last evaluation of each finished run); every interval is over runs "
         "(seeds), each side's own. IQM with a 95% stratified bootstrap interval, marked `range` "
         "where it is exactly the lowest and highest seed (3 runs or fewer on one dataset); the "
         "mean with a 95% Student-t interval (in the aggregate, each seed's mean over the "
@@ -244,6 +264,9 @@ def render(
             "Not compared, their protocols differ (--allow-mismatch compares anyway):",
             *(f"- {reason}" for reason in left_out),
         ]
+    if unfinished:
+        lines += ["", "Not compared, still training (no final score yet):"]
+        lines += [f"- {reason}" for reason in unfinished]
     return "\n".join([*lines, *(["", *warning] if problems else [])]) + "\n"
 
 
@@ -276,11 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        comparisons, problems, left_out = compare(args)
+        comparisons, problems, left_out, unfinished = compare(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    text = render(comparisons, problems, args, left_out)
+    text = render(comparisons, problems, args, left_out, unfinished)
     print(text, end="")
     if problems:
         print("\n".join(["PROTOCOL MISMATCH (--allow-mismatch):", *problems]), file=sys.stderr)
