@@ -121,6 +121,7 @@ def small_config(spec: registry.BaselineSpec, **overrides: Any) -> Any:
     small = {"batch_size": 8, "hidden_dim": 32, "num_filters": 8}
     if "initial_random_steps" in fields:
         small |= {"initial_random_steps": 15, "replay_capacity": 200}
+    small = {name: value for name, value in small.items() if name in fields}  # pixels: conv
     return dataclasses.replace(config, **(small | overrides))
 
 
