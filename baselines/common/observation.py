@@ -81,15 +81,16 @@ def make_encoder(obs_shape: Sequence[int], config: Any) -> PixelEncoder | StateE
     """The encoder of the observation kind (pixels: from ``config``'s :class:`EncoderFields`)."""
     if (pixel := encoder_fields(obs_shape, config)) is None:
         return StateEncoder(obs_shape)
-    shape = tuple(obs_shape)
-    return PixelEncoder(shape, pixel.feature_dim, pixel.num_layers, pixel.num_filters)  # type: ignore[arg-type]
+    shape: tuple[int, int, int] = tuple(obs_shape)  # type: ignore[assignment]
+    return PixelEncoder(shape, pixel.feature_dim, pixel.num_layers, pixel.num_filters)
 
 
 def make_trunk(obs_shape: Sequence[int], config: Any) -> ConvTrunk | StateTrunk:
     """The trunk alone, for heads that keep their own projection (BC)."""
     if (pixel := encoder_fields(obs_shape, config)) is None:
         return StateTrunk(obs_shape)
-    return ConvTrunk(tuple(obs_shape), pixel.num_layers, pixel.num_filters)  # type: ignore[arg-type]
+    shape: tuple[int, int, int] = tuple(obs_shape)  # type: ignore[assignment]
+    return ConvTrunk(shape, pixel.num_layers, pixel.num_filters)
 
 
 def make_augment(obs_shape: Sequence[int], config: Any) -> Augment:

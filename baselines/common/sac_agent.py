@@ -52,9 +52,9 @@ from baselines.contract import (
 
 @dataclass(frozen=True)
 class SACFields:
-    """SAC's fields, shared by SAC-CURL, CQL-CURL and their state configs. Defaults: the CURL paper (Srinivas et
-    al. 2020), Table 3 and walker settings (the pixel track's; :class:`SACStateConfig` sets the
-    SAC paper's)."""
+    """SAC's fields, shared by SAC-CURL, CQL-CURL and their state configs. Defaults: the CURL
+    paper (Srinivas et al. 2020), Table 3 and walker settings (the pixel track's;
+    ``SACStateConfig`` sets the SAC paper's)."""
 
     batch_size: Count = 128  # CURL paper, Table 3 (512 only for cheetah); ref. code argparse: 32
     discount: Discount = 0.99  # CURL paper, Table 3
