@@ -247,10 +247,10 @@ PROFILES: dict[str, Profile] = {
             # actions, each baseline's published batch size) cut to its first 10,000 updates,
             # in fp32 so a cell resumes on any CPU of this machine kind (they differ in bf16).
             # Why 10,000, the least the issue allows: measured on one core of this 2-core CPU
-            # (docs/sources.md, "Measured in this project"), a CQL-CURL update costs ~1.3 s and a
-            # pixel BC update at batch 256 1.42 s (README, "The demo"), so the 15 cells (5 baselines x 3
-            # seeds) at 10,000 updates are ~40-60 core-hours, many rounds of two background lanes; 20,000
-            # would double that. Evaluating every 2,500 updates shows whether the curves still
+            # (benchmarks/test_bench_full_scale_cost.py; results/reference-pixels/README.md),
+            # an update costs 1.2-1.8 s at each baseline's published batch, so the 15 cells
+            # (5 baselines x 3 seeds) at 10,000 updates are ~61 core-hours, many rounds of two
+            # background lanes; 20,000 would double that. Evaluating every 2,500 updates shows whether the curves still
             # rise at the end (results/reference-pixels/README.md reads them).
             name="pixels-cpu",
             updates=10_000,
