@@ -127,60 +127,39 @@ class Slot:
         )
 
     def datasets(self) -> None:
-        build = [
-            PY,
-            "-m",
-            "benchmark.datasets",
-            "build",
-            self.dataset,
-            "--quiet",
-            "--workers",
-            str(self.workers),
-        ]
+        build = python_m("benchmark.datasets", "build", self.dataset, "--quiet")
+        build += flags(workers=self.workers)
         if self.profile.dataset_transitions is not None:  # small profiles: their own variant
             steps = round(self.profile.episode_time_limit_s / 0.05)  # agent step: 0.05 s
-            build += [
-                "--transitions",
-                str(self.profile.dataset_transitions),
-                "--episode-steps",
-                str(steps),
-                "--target-id",
-                self.dataset_target(),
-            ]
-        verify = [PY, "-m", "benchmark.datasets", "verify", self.dataset_target()]
+            build += flags(
+                transitions=self.profile.dataset_transitions,
+                episode_steps=steps,
+                target_id=self.dataset_target(),
+            )
+        verify = python_m("benchmark.datasets", "verify", self.dataset_target())
         self.record.add(self.run("datasets", [build, verify], self.deadline("datasets")))
 
     def smoke_args(self) -> list[str]:
         # 16 random steps + 8 updates: the online cell crosses an episode boundary (20 steps)
         # after an evaluation, so it too writes a checkpoint to load back.
-        return [
-            "--profile",
-            "smoke",
-            "--algos",
-            ",".join(s.name for s in self.specs),
-            "--datasets",
-            EXPERT,
-            "--set",
-            "updates=8",
-            "--set",
-            "initial_random_steps=16",
-            "--device",
-            self.args.device,
-            "--workers",
-            str(min(self.workers, 5)),
-            "--results",
-            str(self.work / "smoke"),
-        ]
+        return flags(
+            profile="smoke",
+            algos=",".join(s.name for s in self.specs),
+            datasets=EXPERT,
+            set=["updates=8", "initial_random_steps=16"],
+            device=self.args.device,
+            workers=min(self.workers, 5),
+            results=self.work / "smoke",
+        )
 
     def smoke(self) -> None:
         deadline = self.deadline("smoke")
-        result = self.run("smoke", [[PY, "-m", "benchmark.run", *self.smoke_args()]], deadline)
+        result = self.run("smoke", [python_m("benchmark.run", *self.smoke_args())], deadline)
         if result.status == "ok":  # a cell's start-up cost on this device, for the plan
             lanes = min(self.workers, 5)
             self.cell_start_s = result.seconds / math.ceil(len(self.specs) / lanes)
-            check = self.run(
-                "smoke", [[PY, "-m", "benchmark.lease.smoke", "--", *self.smoke_args()]], deadline
-            )
+            check_smoke = python_m("benchmark.lease.smoke", "--", *self.smoke_args())
+            check = self.run("smoke", [check_smoke], deadline)
             result.seconds += check.seconds
             result.commands += check.commands
             result.status, result.detail = check.status, check.detail
@@ -189,23 +168,15 @@ class Slot:
     def speed(self) -> None:
         deadline = self.deadline("speed")
         algos = ",".join(sorted({c.algo for c in self.pending} or {s.name for s in self.specs}))
-        probe = [
-            PY,
-            "-m",
-            "benchmark.lease.probe",
-            "--algos",
-            algos,
-            "--profile",
-            self.profile.name,
-            "--device",
-            self.args.device,
-            "--out",
-            str(self.out / "probe.json"),
-        ]
-        if self.record.ok("datasets"):
-            probe += ["--dataset", self.dataset_target()]
-        if self.cell_start_s is not None:
-            probe += ["--cell-start-s", f"{self.cell_start_s:.2f}"]
+        probe = python_m("benchmark.lease.probe")
+        probe += flags(
+            algos=algos,
+            profile=self.profile.name,
+            device=self.args.device,
+            out=self.out / "probe.json",
+            dataset=self.dataset_target() if self.record.ok("datasets") else None,
+            cell_start_s=None if self.cell_start_s is None else f"{self.cell_start_s:.2f}",
+        )
         result = self.run("speed", [probe], deadline)
         if result.status == "ok" and self.args.device == "cuda":
             gpu = gpu_suite(self.out / "speed.json", self.work, deadline, self.env)
@@ -233,42 +204,24 @@ class Slot:
             detail = "the grid is complete" if not self.pending else "no cell fits the time left"
             self.record.add(StageResult("cells", "skipped", time.time() - started, detail))
             return
-        commands = [
-            [
-                PY,
-                "-m",
-                "benchmark.run",
-                "--profile",
-                self.profile.name,
-                "--algos",
-                ",".join(algos),
-                "--datasets",
-                dataset,
-                "--seeds",
-                seed_list(seeds),
-                "--device",
-                self.args.device,
-                "--workers",
-                str(min(self.workers, len(seeds) * len(algos))),
-                "--set",
-                f"updates={chosen.updates}",
-                "--results",
-                str(self.work / "cells"),
-                "--time-budget",
-                f"{int(self.record.left_s() - EXPORT_RESERVE_S)}s",
-            ]
-            for algos, dataset, seeds in chosen.commands()
-        ]
-        result = self.run("cells", commands[:1], time.time() + available)
-        for command in commands[1:]:  # later commands get the budget their turn leaves
-            command[-1] = f"{int(self.record.left_s() - EXPORT_RESERVE_S)}s"
-            more = self.run(
-                "cells", [command], time.time() + self.record.left_s() - EXPORT_RESERVE_S
+        result = StageResult("cells", "ok", 0.0)
+        for algos, dataset, seeds in chosen.commands():  # each gets the budget its turn leaves
+            left = self.record.left_s() - EXPORT_RESERVE_S
+            command = python_m("benchmark.run")
+            command += flags(
+                profile=self.profile.name,
+                algos=",".join(algos),
+                datasets=dataset,
+                seeds=seed_list(seeds),
+                device=self.args.device,
+                workers=min(self.workers, len(seeds) * len(algos)),
+                set=f"updates={chosen.updates}",
+                results=self.work / "cells",
+                time_budget=f"{int(left)}s",
             )
-            result.seconds, result.commands = (
-                result.seconds + more.seconds,
-                result.commands + more.commands,
-            )
+            more = self.run("cells", [command], time.time() + left)
+            result.seconds += more.seconds
+            result.commands += more.commands
             if more.status != "ok":
                 result.status, result.detail = more.status, more.detail
         self.record.add(result)
@@ -277,15 +230,8 @@ class Slot:
         if not (self.work / "cells" / "runs").is_dir():
             self.record.add(StageResult("export", "skipped", 0.0, "no reference cells ran"))
             return
-        command = [
-            PY,
-            "-m",
-            "benchmark.export_results",
-            "--results",
-            str(self.work / "cells"),
-            "--out",
-            str(self.out / "results.tar.gz"),
-        ]
+        command = python_m("benchmark.export_results")
+        command += flags(results=self.work / "cells", out=self.out / "results.tar.gz")
         self.record.add(self.run("export", [command], time.time() + EXPORT_RESERVE_S + 30))
 
     def all(self) -> int:
@@ -295,6 +241,21 @@ class Slot:
         self.record.extra["finished"] = True
         self.record.write()
         return 0 if all(s.status in ("ok", "skipped") for s in self.record.stages) else 1
+
+
+def python_m(module: str, *args: str) -> list[str]:
+    """``python -m module args...`` with this interpreter."""
+    return [PY, "-m", module, *args]
+
+
+def flags(**values: object) -> list[str]:
+    """``--name value`` for each keyword (underscores become dashes); a list repeats the flag
+    once per item and None leaves the flag out."""
+    argv: list[str] = []
+    for name, value in values.items():
+        for item in value if isinstance(value, list) else [] if value is None else [value]:
+            argv += [f"--{name.replace('_', '-')}", str(item)]
+    return argv
 
 
 def seed_list(seeds: Sequence[int]) -> str:
