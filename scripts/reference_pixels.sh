@@ -13,6 +13,8 @@
 # ~100x slower (measured: scripts/reference_state.sh). Until DEADLINE (epoch seconds; default
 # 95 minutes from now) every command stops its cells at exact checkpoints before it (exit 75),
 # and the same script run again resumes them from RESULTS. Lanes share cells through their locks.
+# Run lanes from a worktree fixed at a commit, with a venv of its own (VORB_VENV=<folder>):
+# an editable install points at one checkout, so a shared venv would follow the last set-up.
 # The expert dataset must exist: python -m benchmark.datasets build vorb/walker-walk/expert-v0
 # Then: python -m benchmark.report --results runs/reference-pixels --out results/reference-pixels
 set -uo pipefail

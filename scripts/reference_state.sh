@@ -28,6 +28,8 @@
 # its own core (taskset -c 0 ..., taskset -c 1 ...): a worker takes cores/workers torch threads,
 # so an unpinned WORKERS=1 lane takes both cores and two of them oversubscribe (measured: CQL at
 # 1.1 CPU-s an update instead of 0.3). Lanes share cells through the cells' locks.
+# Run lanes from a worktree fixed at a commit, with a venv of its own (VORB_VENV=<folder>):
+# an editable install points at one checkout, so a shared venv would follow the last set-up.
 # Then: python -m benchmark.report --results runs/reference-state --out results/reference-state
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -35,13 +35,20 @@ if command -v dpkg >/dev/null && ! dpkg -s $GL_PKGS >/dev/null 2>&1; then
   fi
 fi
 
-# The virtual environment; re-installed only when pyproject.toml changes.
+# The virtual environment; re-installed only when pyproject.toml or the checkout changes (the
+# editable install points at one checkout: a lane's worktree wants a venv of its own).
+# Two set-ups of one venv at once would race in pip (OSError on the editable .pth): a lock
+# makes the second wait for the first.
 STAMP="$VENV/.vorb-installed"
+mkdir -p "$VENV"
+exec {SETUP_LOCK}>"$VENV/.vorb-setup-lock"
+if command -v flock >/dev/null; then flock "$SETUP_LOCK"; fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
   "$PY" -m venv "${VENV_ARGS[@]}" "$VENV"
 fi
-if [ ! -f "$STAMP" ] || ! cmp -s "$ROOT/pyproject.toml" "$STAMP"; then
+WANTED="$(cat "$ROOT/pyproject.toml"; echo "# checkout: $ROOT")"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANTED" ]; then
   echo "[setup] installing packages${WHEELHOUSE:+ from $WHEELHOUSE, no index} (torch first: an unpinned torch pulls CUDA builds)"
   if [ -z "$WHEELHOUSE" ]; then
     "$VENV/bin/pip" install -q --upgrade pip
@@ -51,7 +58,8 @@ if [ ! -f "$STAMP" ] || ! cmp -s "$ROOT/pyproject.toml" "$STAMP"; then
   fi
   # The editable install builds VORB with setuptools, which the wheelhouse holds.
   "$VENV/bin/pip" install -q "${PIP_FROM[@]}" -e "$ROOT[$VORB_EXTRAS]"
-  cp "$ROOT/pyproject.toml" "$STAMP"
+  printf '%s\n' "$WANTED" > "$STAMP"
 fi
+exec {SETUP_LOCK}>&-  # closing the file releases the lock
 export PATH="$VENV/bin:$PATH"
 export RAY_USAGE_STATS_ENABLED=0
