@@ -17,7 +17,6 @@ identity trunk, no augmentation, a 256-256 MLP with a tanh output and the MSE lo
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,7 +31,7 @@ from baselines.common.observation import (
     make_augment,
     make_trunk,
 )
-from baselines.common.optim import adam
+from baselines.common.optim import adam, bf16_autocast
 from baselines.common.sac import SquashedGaussianActor, squashed_sample
 from baselines.contract import Count, Positive, TransitionBatch, obs_kind_of
 
@@ -96,13 +95,8 @@ class BCAgent(Checkpointable):
         self.opt = adam(self.params, lr=config.lr)
         self.updates = 0
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if not self.config.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
     def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
-        with self._autocast():
+        with bf16_autocast(self.config.amp, self.device):
             mu, log_std = self.actor(self.conv(self.augment(batch.obs)))
         mu, log_std = mu.float(), log_std.float()
         if self.config.policy == "deterministic":
@@ -117,7 +111,7 @@ class BCAgent(Checkpointable):
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        with self._autocast():
+        with bf16_autocast(self.config.amp, self.device):
             mu, log_std = self.actor(self.conv(torch.as_tensor(obs, device=self.device)[None]))
         mu, log_std = mu.float(), log_std.float()
         if deterministic or self.config.policy == "deterministic":

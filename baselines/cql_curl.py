@@ -37,7 +37,7 @@ from typing import Annotated, Any
 import torch
 from torch.func import functional_call
 
-from baselines.common.optim import adam
+from baselines.common.optim import adam, bf16_autocast
 from baselines.common.sac import double_q_loss
 from baselines.common.sac_agent import CURLFields, SACFields, SoftActorCritic
 from baselines.contract import Choice, Count, NonNegative, Positive, TransitionBatch
@@ -150,7 +150,7 @@ class CQLCURLAgent(SoftActorCritic):
         a pure forward: the update steps every optimiser after one backward of the sum."""
         cfg = self.config
         alpha = self.log_alpha.detach().exp()
-        with self._autocast():
+        with bf16_autocast(self.config.amp, self.device):
             # 1. the soft TD target (no grad) and 2. both critics' regression on it
             target_q, next_policy, z_positive = self.soft_td_target(
                 batch, next_obs, positive, alpha

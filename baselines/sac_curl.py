@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import torch
 
+from baselines.common.optim import bf16_autocast
 from baselines.common.sac import double_q_loss
 from baselines.common.sac_agent import CURLFields, SACFields, SoftActorCritic
 from baselines.contract import TransitionBatch
@@ -100,7 +101,7 @@ class SACCURLAgent(SoftActorCritic):
         fixed ``with_actor`` there is no Python branching on tensors and no host sync, so
         ``torch.compile(fullgraph=True)`` captures it whole (``tests/test_baselines.py``)."""
         alpha = self.log_alpha.detach().exp()
-        with self._autocast():
+        with bf16_autocast(self.config.amp, self.device):
             target_q, _, z_positive = self.soft_td_target(batch, next_obs, positive, alpha)
             h, z, q1, q2 = self.critic_forward(obs, batch.action)
             critic_loss = double_q_loss(q1, q2, target_q)

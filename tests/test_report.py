@@ -408,3 +408,18 @@ def test_pixel_state_gap_at_matched_updates_from_real_runs(tmp_path: Path) -> No
     )
     assert "## Pixel-state gap at matched updates" in (out / "leaderboard.md").read_text()
     assert (out / "figures" / "pixel_state_gap_matched.png").stat().st_size > 5_000
+
+    # State runs that stopped short of the pixel budget (here: read only to update 2) are met
+    # at the largest update both sides evaluated, and the row says so.
+    from benchmark.harness.results import select_cells
+    from benchmark.report import gap
+
+    pixel_evals = select_cells(pixels).evals
+    shorter = select_cells(states).evals.query("update <= 2")
+    (early,) = gap.matched_gap_table(pixel_evals, shorter).to_dict("records")
+    assert (early["updates"], early["pixel_final_update"]) == (2, 4)
+    pixel_at_two = pixel_evals[pixel_evals["update"] == 2]["normalized_score"].mean()
+    assert early["pixel_final"] == pytest.approx(pixel_at_two)
+    section = "\n".join(gap.matched_markdown(pd.DataFrame([early]), [str(states)]))
+    assert f"| bc | {early['dataset']} | 2* (pixel final 4) |" in section
+    assert gap.matched_gap_table(pixel_evals, shorter.query("update == 1")).empty

@@ -11,7 +11,6 @@ both algorithms share are here too: :class:`SACFields` and, on pixels, :class:`C
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from baselines.common.observation import (
     make_augment,
     make_encoder,
 )
-from baselines.common.optim import adam
+from baselines.common.optim import adam, bf16_autocast
 from baselines.common.sac import (
     DoubleQ,
     SquashedGaussianActor,
@@ -172,11 +171,6 @@ class SoftActorCritic(Checkpointable):
             }
 
     # -- the Agent protocol ------------------------------------------------------------------
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if not self.config.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
     def update(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
         """One fused SAC + CURL update (see the module docstring).
 
@@ -287,7 +281,7 @@ class SoftActorCritic(Checkpointable):
     def act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """uint8 (C*stack, H, W) frames or a (D,) state -> action in [-1, 1] (no augmentation)."""
         x = torch.as_tensor(obs, device=self.device)[None]
-        with self._autocast():
+        with bf16_autocast(self.config.amp, self.device):
             mu, log_std = self.actor(self._conv(x))
             action = torch.tanh(mu) if deterministic else self.actor.sample(mu, log_std)[0]
         return action[0].float().cpu().numpy()
@@ -298,7 +292,7 @@ class SoftActorCritic(Checkpointable):
         (the value SAC bootstraps with). A soft Q: it includes the entropy bonus the TD target
         adds (``-alpha log pi`` per future step), which the environment's return does not."""
         x = torch.as_tensor(obs, device=self.device)[None]
-        with self._autocast():
+        with bf16_autocast(self.config.amp, self.device):
             h = self._conv(x)
             action = torch.tanh(self.actor(h)[0])
             q = torch.min(*self.critic(self.encoder.projection(h), action))

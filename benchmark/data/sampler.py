@@ -26,7 +26,40 @@ from benchmark.data.replay_store import ChunkStore
 FRAME_STACK = 3  # V-D4RL and CURL: 3 frames at load time
 
 
-class FrameReplay:
+class TensorReplay:
+    """What the frame and the state replay share: tensors on ``device`` named by ``_FIELDS``,
+    uniform sampling and moving to another device. A subclass gives ``num_transitions`` and
+    ``get(indices) -> TransitionBatch``."""
+
+    _FIELDS: tuple[str, ...] = ()
+    device: torch.device
+
+    def __len__(self) -> int:
+        return self.num_transitions
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
+        """Uniform over the live transitions (with replacement); the generator (on the replay's
+        device) makes the draw reproducible."""
+        if self.num_transitions == 0:
+            raise RuntimeError("cannot sample from an empty replay")
+        indices = torch.randint(
+            0, self.num_transitions, (batch_size,), generator=generator, device=self.device
+        )
+        return self.get(indices)
+
+    def to(self, device: torch.device | str) -> Any:
+        """This replay on ``device`` (itself if already there; else a moved copy)."""
+        target = torch.empty(0, device=device).device
+        if target == self.device:
+            return self
+        moved = copy.copy(self)
+        moved.device = target
+        for name in self._FIELDS:
+            setattr(moved, name, getattr(self, name).to(target))
+        return moved
+
+
+class FrameReplay(TensorReplay):
     """Frames stored once; transitions index into them; batches stack at sample time.
 
     Used two ways: filled once from a Minari dataset (:meth:`from_minari`, :meth:`add_episode`;
@@ -39,6 +72,8 @@ class FrameReplay:
     for one extra frame per episode of 100+ steps), so it only grows for shorter episodes.
     Everything lives on ``device`` (sampling with a generator on that device).
     """
+
+    _FIELDS = ("_frames", "_actions", "_rewards", "_not_done", "_obs_frame", "_episode_start")
 
     def __init__(
         self,
@@ -184,9 +219,6 @@ class FrameReplay:
         channels, height, width = self._frames.shape[1:]
         return (channels * self.frame_stack, height, width)
 
-    def __len__(self) -> int:
-        return self.num_transitions
-
     def get(self, indices: torch.Tensor) -> TransitionBatch:
         """The live transitions at ``indices`` (int64; 0 is the oldest live one), stacked.
 
@@ -213,32 +245,10 @@ class FrameReplay:
             not_done=self._not_done[indices],
         )
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
-        """Uniform over the live transitions (with replacement); the generator (on the replay's
-        device) makes the draw reproducible."""
-        if self.num_transitions == 0:
-            raise RuntimeError("cannot sample from an empty replay")
-        indices = torch.randint(
-            0, self.num_transitions, (batch_size,), generator=generator, device=self.device
-        )
-        return self.get(indices)
-
     def to(self, device: torch.device | str) -> FrameReplay:
-        """This replay on ``device`` (itself if already there; else a moved copy)."""
-        if torch.empty(0, device=device).device == self.device:
-            return self
-        moved = copy.copy(self)
-        moved.device = torch.empty(0, device=device).device
-        for name in (
-            "_frames",
-            "_actions",
-            "_rewards",
-            "_not_done",
-            "_obs_frame",
-            "_episode_start",
-        ):
-            setattr(moved, name, getattr(self, name).to(device))
-        moved._first_read = self._first_read.copy()
+        moved = super().to(device)
+        if moved is not self:  # the host-side bookkeeping is copied, not shared
+            moved._first_read = self._first_read.copy()
         return moved
 
     # -- persistence (online replay is part of a training checkpoint) ---------------------------

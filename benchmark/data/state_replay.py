@@ -14,7 +14,6 @@ observation and recorded in each cell's metadata.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.data.sampler import TransitionBatch
+from benchmark.data.sampler import TensorReplay, TransitionBatch
 
 NORMALIZER_EPS = 1e-3  # CORL (algorithms/offline/*.py compute_mean_std): std + 1e-3
 
@@ -67,7 +66,7 @@ class StateObserver:
         return self.normalizer(state)
 
 
-class StateReplay:
+class StateReplay(TensorReplay):
     """Transitions of states on ``device``; offline filled from a dataset, online a ring."""
 
     _FIELDS = ("_obs", "_actions", "_rewards", "_next_obs", "_not_done")
@@ -106,9 +105,6 @@ class StateReplay:
     @property
     def num_transitions(self) -> int:
         return min(self.transitions_added, self.capacity)
-
-    def __len__(self) -> int:
-        return self.num_transitions
 
     @property
     def obs_shape(self) -> tuple[int]:
@@ -168,13 +164,8 @@ class StateReplay:
         self._not_done[span, 0] = 1.0 - as_tensor(terminations)
 
     # -- reading -------------------------------------------------------------------------------
-    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
-        """Uniform over the held transitions, with replacement (reproducible from ``generator``)."""
-        if self.num_transitions == 0:
-            raise RuntimeError("cannot sample from an empty replay")
-        indices = torch.randint(
-            0, self.num_transitions, (batch_size,), generator=generator, device=self.device
-        )
+    def get(self, indices: torch.Tensor) -> TransitionBatch:
+        """The held transitions at ``indices`` (int64); :meth:`sample` draws them uniformly."""
         return TransitionBatch(
             obs=self._obs[indices],
             action=self._actions[indices],
@@ -182,15 +173,6 @@ class StateReplay:
             next_obs=self._next_obs[indices],
             not_done=self._not_done[indices],
         )
-
-    def to(self, device: torch.device | str) -> StateReplay:
-        if torch.empty(0, device=device).device == self.device:
-            return self
-        moved = copy.copy(self)
-        moved.device = torch.empty(0, device=device).device
-        for name in self._FIELDS:
-            setattr(moved, name, getattr(self, name).to(moved.device))
-        return moved
 
     # -- checkpoints (small: the whole held replay) ---------------------------------------------
     def attach_store(self, folder: Path | str) -> None:

@@ -11,6 +11,7 @@ family an aggregate over the datasets both ran (the mean of the per-dataset gaps
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -151,30 +152,43 @@ def scores_at(evals: pd.DataFrame, algo: str, update: int) -> pd.Series:
     return rows.groupby("dataset")["normalized_score"].apply(np.asarray)
 
 
+def matched_update(pixel: pd.DataFrame, state: pd.DataFrame) -> tuple[int, int] | None:
+    """(the update both sides are read at, the pixel runs' final update): the largest update
+    up to that final at which every pixel run and some state run were evaluated (the final
+    itself unless the state runs stopped short, e.g. CQL on states at 7,500), or None."""
+    final = int(pixel.groupby(["dataset", "seed"])["update"].max().min())
+    runs = pixel.groupby(["dataset", "seed"]).ngroups
+    every_run = pixel.groupby("update").size().loc[lambda n: n == runs].index
+    common = {int(u) for u in every_run if u <= final} & {int(u) for u in state["update"]}
+    return (max(common), final) if common else None
+
+
 def matched_gap_table(pixel_evals: pd.DataFrame, state_evals: pd.DataFrame) -> pd.DataFrame:
-    """The gap of :func:`gap_table` with both sides at the pixel runs' update count: each pixel
-    run's final evaluation against the state runs' evaluations at that same update (a state
-    grid evaluated every 5,000 updates has one at a pixel budget of 10,000), so a pixel budget
-    is not set against 10x its updates. Rows as :func:`gap_table`'s, with ``updates``; a family
-    whose state runs have no evaluation at that update is left out."""
+    """The gap of :func:`gap_table` with both sides at the same update count
+    (:func:`matched_update`), so a pixel budget is not set against 10x its updates. Rows as
+    :func:`gap_table`'s, with ``updates`` and ``pixel_final_update``; a family with no such
+    update is left out."""
     rng = np.random.default_rng(GAP_SEED)
     rows = []
     for family, (pixel_algo, state_algo) in family_pairs().items():
         pixel = pixel_evals[pixel_evals["algo"] == pixel_algo]
-        if pixel.empty:
+        state = state_evals[state_evals["algo"] == state_algo]
+        matched = matched_update(pixel, state) if not pixel.empty else None
+        if matched is None:
             continue
-        final_update = int(pixel.groupby(["dataset", "seed"])["update"].max().min())
+        update, pixel_final = matched
         finals = {
-            pixel_algo: scores_at(pixel, pixel_algo, final_update),
-            state_algo: scores_at(state_evals, state_algo, final_update),
+            pixel_algo: scores_at(pixel, pixel_algo, update),
+            state_algo: scores_at(state, state_algo, update),
         }
         shared = dataset_order(set(finals[pixel_algo].index) & set(finals[state_algo].index))
         for dataset in [*shared, AGGREGATE] if len(shared) > 1 else shared:
             tasks = shared if dataset == AGGREGATE else [dataset]
             pixel_scores = [finals[pixel_algo][t] for t in tasks]
             state_scores = [finals[state_algo][t] for t in tasks]
-            head = {"family": family, "dataset": dataset, "updates": final_update}
-            rows.append(head | _gap_row(pixel_algo, state_algo, pixel_scores, state_scores, rng))
+            head = {"family": family, "dataset": dataset, "updates": update}
+            row = _gap_row(pixel_algo, state_algo, pixel_scores, state_scores, rng)
+            rows.append(head | row | {"pixel_final_update": pixel_final})
     return pd.DataFrame(rows)
 
 
@@ -187,16 +201,23 @@ def matched_markdown(gaps: pd.DataFrame, state_folders: list[str]) -> list[str]:
         "## Pixel-state gap at matched updates",
         "",
         f"Each pixel run's final score against the state runs ({', '.join(state_folders)}) at "
-        "the same update count, not at the state runs' own end: state score minus pixel score "
-        f"(mean over seeds; 95% bootstrap interval over each side's seeds, {GAP_REPS} "
-        f"resamples, seed {GAP_SEED}).",
+        "the same update count, not at the state runs' own end (where the state runs stopped "
+        "earlier, both sides at the largest update both evaluated: the rows marked *): state "
+        f"score minus pixel score (mean over seeds; 95% bootstrap interval over each side's "
+        f"seeds, {GAP_REPS} resamples, seed {GAP_SEED}).",
         "",
         "| family | dataset | updates | pixels (runs) | state (runs) | gap [95% CI] |",
         "|---|---|---|---|---|---|",
     ]
+
+    def mark(row: dict[str, Any]) -> str:  # a row read before the pixel runs' final update
+        later = row["pixel_final_update"] > row["updates"]
+        return f"* (pixel final {row['pixel_final_update']:,})" if later else ""
+
     for row in gaps.to_dict("records"):
         lines.append(
-            f"| {row['family']} | {row['dataset']} | {row['updates']:,} | {row['pixel_algo']} "
+            f"| {row['family']} | {row['dataset']} | {row['updates']:,}{mark(row)} | "
+            f"{row['pixel_algo']} "
             f"{row['pixel_final']:.1f} ({row['pixel_runs']}) | {row['state_algo']} "
             f"{row['state_final']:.1f} ({row['state_runs']}) | "
             f"{row['gap']:+.1f} [{row['gap_low']:+.1f}, {row['gap_high']:+.1f}] |"

@@ -485,7 +485,7 @@ def write_matched_gap(
     if gaps.empty:
         raise ValueError(
             f"--state-reference {' '.join(state_folders)}: no state baseline of a pixel "
-            "baseline's family was evaluated at the pixel runs' update count"
+            "baseline's family was evaluated at an update count every pixel run of its family was"
         )
     atomic_write_text(out / "pixel_state_gap_matched.csv", gaps.to_csv(index=False))
     figures = gap.figure(gaps, out / "figures", name="pixel_state_gap_matched")
