@@ -246,14 +246,12 @@ PROFILES: dict[str, Profile] = {
             # recipes' expert dataset, 10 rendered episodes of 500 agent steps, deterministic
             # actions, each baseline's published batch size) cut to its first 10,000 updates,
             # in fp32 so a cell resumes on any CPU of this machine kind (they differ in bf16).
-            # Why 10,000, the least the issue allows: measured on one core of this 2-core CPU
-            # (benchmarks/test_bench_full_scale_cost.py; results/reference-pixels/README.md),
-            # an update costs 1.2-1.8 s at each baseline's published batch, so the 15 cells
-            # (5 baselines x 3 seeds) at 10,000 updates are ~61 core-hours, many rounds of two
-            # background lanes; 20,000 would double that. Read from the first seed's curve
-            # (results/reference-pixels/README.md): CQL-CURL -0.5, 2.0, 43.8, 58.0 normalised at
-            # 2,500-10,000 updates, still rising, and already far above random: the ordering
-            # the seed claims (CQL-CURL learns, offline SAC-CURL fails) is testable at 10,000.
+            # Why 10,000 (results/reference-pixels/README.md): an update costs 1.2-1.8 s on one
+            # core here (benchmarks/test_bench_full_scale_cost.py), so the 15 cells are ~61
+            # core-hours; 20,000 would double that. CQL-CURL's first seed reads -0.5, 2.0,
+            # 43.8, 58.0 normalised at 2,500-10,000 updates: still rising, but already far
+            # above random, so the ordering the seed claims (CQL-CURL learns, offline
+            # SAC-CURL fails) is testable at 10,000.
             name="pixels-cpu",
             updates=10_000,
             eval_interval=2_500,
