@@ -250,3 +250,37 @@ def test_export_refuses_a_folder_without_results(
     out = tmp_path / "x.tar.gz"
     assert export_results.main(["--results", str(tmp_path), "--out", str(out)]) == 2
     assert "has no runs/" in capsys.readouterr().err and not out.exists()
+
+
+def test_export_keeps_finished_cells_of_the_named_baselines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lanes' folder holds paused cells and other tables' cells; a committed reference keeps
+    only the finished cells of its baselines."""
+    results = tmp_path / "lanes"
+    write_cell(results, cell("bc-state", seed=0), [2, 4], level=10.0)
+    write_cell(results, cell("bc-state", seed=1), [2], level=10.0, done=False)  # paused
+    write_cell(results, cell("bc-corl-ref", seed=0), [2, 4], level=10.0)  # another table's
+
+    def exported(*flags: str) -> set[str]:
+        archive = tmp_path / "out.tar.gz"
+        assert export_results.main(["--results", str(results), "--out", str(archive), *flags]) == 0
+        with tarfile.open(archive) as opened:
+            return {str(Path(name).parent.relative_to("runs/demo")) for name in opened.getnames()}
+
+    key = RANDOM.replace("/", "--")
+    assert exported() == {f"bc-state/{key}/seed-0", f"bc-state/{key}/seed-1",
+                          f"bc-corl-ref/{key}/seed-0"}  # fmt: skip
+    assert exported("--finished-only") == {f"bc-state/{key}/seed-0", f"bc-corl-ref/{key}/seed-0"}
+    assert exported("--finished-only", "--algos", "bc-state") == {f"bc-state/{key}/seed-0"}
+
+    argv = ["--results", str(results), "--out", str(tmp_path / "x.tar.gz")]
+    assert export_results.main([*argv, "--algos", "bc-stat"]) == 2
+    error = capsys.readouterr().err
+    assert "--algos bc-stat: no cells of that baseline" in error
+    assert "present: bc-corl-ref, bc-state" in error
+    write_cell(tmp_path / "paused", cell("bc-state"), [2], level=10.0, done=False)
+    paused = ["--results", str(tmp_path / "paused"), "--out", str(tmp_path / "y.tar.gz")]
+    assert export_results.main([*paused, "--finished-only"]) == 2
+    assert "no finished cell files under" in capsys.readouterr().err
+    assert not (tmp_path / "x.tar.gz").exists() and not (tmp_path / "y.tar.gz").exists()

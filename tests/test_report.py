@@ -278,7 +278,7 @@ STATE_EXPERT = "vorb/walker-walk/expert-v0"
 
 @pytest.fixture(scope="module")
 def reference_cells(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 51 finished cells of results/reference-state, unpacked as a results folder."""
+    """The finished cells of results/reference-state, unpacked as a results folder."""
     root = tmp_path_factory.mktemp("reference-state")
     with tarfile.open(REFERENCE_ARCHIVE) as archive:
         archive.extractall(root, filter="data")
@@ -347,10 +347,12 @@ def test_the_report_on_the_reference_cells(reference_cells: Path, reference_repo
     t_975 = {3: 4.302653, 5: 2.776445}[n]  # Student-t quantiles at 2 and 4 degrees of freedom
     half = t_975 * np.std(scores, ddof=1) / np.sqrt(n)
     assert row["final_t_high"] == pytest.approx(scores.mean() + half, rel=1e-6)
-    assert (row["final_iqm_low"], row["final_iqm_high"]) == pytest.approx(
-        (scores.min(), scores.max())
-    )
-    assert row["final_iqm_interval"] == "range"
+    # The bootstrap interval is labelled "range" exactly when it is the seeds' lowest and
+    # highest, as it always is at 3 seeds.
+    bounds = (row["final_iqm_low"], row["final_iqm_high"])
+    is_range = np.allclose(bounds, (scores.min(), scores.max()), rtol=0, atol=1e-9)
+    assert row["final_iqm_interval"] == ("range" if is_range else "bootstrap")
+    assert is_range or n > 3
     assert row["final_return_mean"] == pytest.approx(mine["return_mean"].mean())
     assert row["final_vd4rl_mean"] == pytest.approx(mine["return_mean"].mean() / 10)
     # No mixed aggregate: CQL (expert, 7,500 updates) and online SAC stand apart.

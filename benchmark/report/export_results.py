@@ -9,7 +9,10 @@ folders and temporary files stay behind. Paths inside are relative to the result
     python -m benchmark.report --results machine-a machine-b
 
 reads the unpacked export as a results folder. The archive is written atomically (a temporary
-file renamed into place), so a job killed mid-export leaves no half archive.
+file renamed into place), so a job killed mid-export leaves no half archive. ``--finished-only``
+keeps only cells with a ``done`` marker and ``--algos`` only the named baselines' cells: a
+committed reference holds finished cells of its baselines only, while the lanes' folder also holds
+cells paused by a time budget and cells of other tables.
 
 The report and ``compare`` also read an export where it lies (:func:`results_roots`): a folder
 holding export archives (``results/reference-state/results.tar.gz``) is read without unpacking
@@ -46,11 +49,35 @@ class Export:
     cells: int
 
 
-def exported_files(root: str | Path) -> Export:
-    """The files of ``root`` an export keeps (plain files directly in a cell folder)."""
+@dataclass(frozen=True)
+class CellFilter:
+    """Which cells an export keeps: all by default."""
+
+    finished_only: bool = False
+    algos: tuple[str, ...] = ()  # empty: every baseline's cells
+
+    def keeps(self, folder: Path) -> bool:
+        """``folder`` is ``runs/<profile>/<algo>/<dataset key>/seed-<n>``."""
+        if self.finished_only and not (folder / "done").is_file():
+            return False
+        return not self.algos or folder.parent.parent.name in self.algos
+
+
+def exported_files(root: str | Path, cells_kept: CellFilter = CellFilter()) -> Export:
+    """The files of ``root`` an export keeps (plain files directly in a cell folder kept by
+    ``cells_kept``). Raises ValueError for a name in ``cells_kept.algos`` with no cell under
+    ``root``, naming the baselines present."""
     root = Path(root)
+    folders = sorted(root.glob(CELL_GLOB))
+    present = sorted({folder.parent.parent.name for folder in folders})
+    unknown = [algo for algo in cells_kept.algos if algo not in present]
+    if unknown:
+        raise ValueError(
+            f"--algos {' '.join(unknown)}: no cells of that baseline under {root / 'runs'}; "
+            f"present: {', '.join(present) or 'none'}"
+        )
     files, cells = [], 0
-    for folder in sorted(root.glob(CELL_GLOB)):
+    for folder in filter(cells_kept.keeps, folders):
         kept = [path for path in sorted(folder.iterdir()) if _kept(path)]
         cells += bool(kept)
         files += [path.relative_to(root) for path in kept]
@@ -63,14 +90,15 @@ def _kept(path: Path) -> bool:
     return path.suffix in KEPT_SUFFIXES or path.name in KEPT_NAMES
 
 
-def export(root: str | Path, out: str | Path) -> Export:
+def export(root: str | Path, out: str | Path, cells_kept: CellFilter = CellFilter()) -> Export:
     """Write ``out`` (a .tar.gz) holding the kept files of ``root``; returns what it holds."""
     root = Path(root)
     if not (root / "runs").is_dir():
         raise ValueError(f"{root} is not a results folder of benchmark.run (it has no runs/)")
-    content = exported_files(root)
+    content = exported_files(root, cells_kept)
     if not content.files:
-        raise ValueError(f"no cell files under {root / 'runs'}")
+        what = " finished" if cells_kept.finished_only else ""
+        raise ValueError(f"no{what} cell files under {root / 'runs'}")
 
     def write(file: IO[bytes]) -> None:
         with tarfile.open(fileobj=file, mode="w:gz") as archive:
@@ -130,9 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.export_results", description=__doc__)
     parser.add_argument("--results", default="runs", help="results folder of benchmark.run")
     parser.add_argument("--out", required=True, help="the archive to write, e.g. results.tar.gz")
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="only cells that finished (a 'done' marker), as a committed reference holds",
+    )
+    parser.add_argument(
+        "--algos", nargs="+", default=(), metavar="ALGO", help="only these baselines' cells"
+    )
     args = parser.parse_args(argv)
     try:
-        content = export(args.results, args.out)
+        content = export(args.results, args.out, CellFilter(args.finished_only, tuple(args.algos)))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
