@@ -24,7 +24,7 @@ from benchmark.harness.cost import parse_duration
 from benchmark.harness.overrides import OverrideError, Overrides, parse_overrides
 from benchmark.harness.precision import PrecisionChoice
 from benchmark.harness.profiles import Profile
-from benchmark.harness.results import ONLINE, Cell, check_writable
+from benchmark.harness.results import ONLINE, Cell, cell_progress, check_writable
 from benchmark.harness.runner import CellTask, default_workers, plan_cells, threads_per_worker
 from benchmark.harness.variant_eval import parse_eval_variants
 from benchmark.progress import SUMMARY_EVERY_S, RunProgress, interactive
@@ -299,13 +299,17 @@ def reference_datasets(plan: Plan, resolved: dict[tuple[str, str], str]) -> tupl
 
 
 # -- output --------------------------------------------------------------------------------------
-def print_plan(plan: Plan) -> None:
+def print_plan(plan: Plan, root: str | Path) -> None:
+    """The plan's cells, each with its progress in ``root`` where it has any (lanes resumed
+    session after session show where every cell stands)."""
     print(f"profile {plan.profile.name}: {plan.profile.describe()}")
     if plan.overrides.profile or plan.overrides.config:
         print(f"--set: {plan.overrides.to_json()}")
     print(f"{len(plan.cells)} cells:")
     for cell in plan.cells:
-        print(f"  {cell.algo:<18} {cell.dataset:<36} seed {cell.seed}")
+        progress = cell_progress(root, cell)
+        where = "" if progress.state == "new" else f"  {progress.describe()}"
+        print(f"  {cell.algo:<18} {cell.dataset:<36} seed {cell.seed}{where}")
     sys.stdout.flush()  # the plan before the cells' lines, when both go to one file
 
 
@@ -379,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     if args.plan:
-        print_plan(plan)
+        print_plan(plan, args.results)
         print_cost(plan, args)
         if args.slurm_options is not None:
             print(slurm.describe_jobs(plan.cells, args.slurm_options, args.results))
@@ -416,7 +420,7 @@ def print_cost(plan: Plan, args: argparse.Namespace) -> None:
     """What the run costs: updates, evaluations and (with ``--probe``) a wall-clock estimate."""
 
     workers = args.workers or default_workers(len(plan.cells))
-    print(cost.describe(plan, workers, args.device, probe=args.probe))
+    print(cost.describe(plan, workers, args.device, probe=args.probe, root=args.results))
 
 
 def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None) -> int:
@@ -428,7 +432,7 @@ def execute(plan: Plan, args: argparse.Namespace, budget_s: float | None = None)
     root, dataset_ids = ready
     choice = decide_precision(plan, args.device, workers)
     tasks = make_tasks(plan, args, str(root), dataset_ids, workers, stop_at, choice)
-    print_plan(plan)
+    print_plan(plan, root)
     summary_every_s = getattr(args, "summary_every_s", SUMMARY_EVERY_S)
     progress = RunProgress(len(tasks), bars=interactive(), summary_every_s=summary_every_s)
     if args.launcher == "ray":
@@ -450,7 +454,7 @@ def execute_slurm(plan: Plan, args: argparse.Namespace, options: slurm.SlurmOpti
     # A profile that asks for fp32 or bf16 is decided here; auto is measured on each node.
     choice = None if plan.profile.precision == precision.AUTO else decide_precision(plan, "cpu", 1)
     tasks = make_tasks(plan, args, str(root), dataset_ids, 1, None, choice)
-    print_plan(plan)
+    print_plan(plan, root)
     progress = RunProgress(len(tasks), bars=False, summary_every_s=args.summary_every_s)
     outcomes = slurm.launch(
         tasks, options, root, progress.outcome, progress.tick, wait=not args.no_wait

@@ -15,7 +15,7 @@ import torch
 from baselines.cql_curl import CQLCURLConfig
 from baselines.sac_curl import SACCURLConfig
 from benchmark import run
-from benchmark.harness import runner
+from benchmark.harness import profiles, runner
 from benchmark.harness.overrides import parse_overrides
 from benchmark.harness.results import Cell, CellPaths, load_results, read_metrics
 
@@ -153,10 +153,20 @@ def test_a_budgeted_run_then_a_resumed_run_equal_an_uninterrupted_run(
     assert "paused" in captured.out and "will resume" in captured.err
     cell = CellPaths.of(tmp_path / "split", Cell("sac-curl-offline", RANDOM, 0, "smoke"))
     state = torch.load(cell.checkpoint, weights_only=False)
-    assert 0 < state["trainer"]["updates"] < 6 and not cell.done.exists()
+    paused_at = state["trainer"]["updates"]
+    assert 0 < paused_at < 6 and not cell.done.exists()
+    # --plan on the folder says where the cell stands and what is left of the run.
+    interval = profiles.PROFILES["smoke"].eval_interval_for("sac-curl-offline")
+    left = f"left in {tmp_path / 'split'}: 1 cells, {6 - paused_at:,} updates, "
+    left += f"{math.ceil(6 / interval) - paused_at // interval} evaluations"
+    out = plan_output([*budgeted, "--plan"], capsys)
+    assert f"seed 0  paused at update {paused_at:,} (the same command resumes it)" in out
+    assert left in out and "cost: 1 cells, 6 updates" in out
 
     monkeypatch.undo()
     assert run.main(budgeted) == 0
+    out = plan_output([*budgeted, "--plan"], capsys)
+    assert "seed 0  finished" in out and "1 cells" not in out.split("left in")[1]
     whole, split = load_results(tmp_path / "whole"), load_results(tmp_path / "split")
     pd.testing.assert_frame_equal(split.drop(columns="seconds"), whole.drop(columns="seconds"))
     whole_cell = CellPaths.of(tmp_path / "whole", Cell("sac-curl-offline", RANDOM, 0, "smoke"))
@@ -164,7 +174,10 @@ def test_a_budgeted_run_then_a_resumed_run_equal_an_uninterrupted_run(
 
 
 def test_an_unreadable_checkpoint_fails_its_cell_naming_the_file(
-    tmp_path: Path, in_process: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    in_process: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     clock = SteppingClock()
     monkeypatch.setattr(runner, "now", clock)
@@ -177,6 +190,14 @@ def test_an_unreadable_checkpoint_fails_its_cell_naming_the_file(
     assert run.main(argv) == run.EXIT_FAILED_CELLS
     error = json.loads(cell.failed.read_text())["error"]
     assert f"cannot resume from {cell.checkpoint}" in error and "delete its folder" in error
+    out = plan_output([*argv, "--plan"], capsys)
+    assert f"seed 0  failed: {error.splitlines()[0]} (a rerun retries it)" in out
+
+
+def plan_output(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert run.main(argv) == 0
+    return capsys.readouterr().out
 
 
 # -- what a run costs -----------------------------------------------------------------------------

@@ -16,7 +16,15 @@ import torch
 
 from benchmark.harness import registry
 from benchmark.harness.precision import cpu_flags
-from benchmark.harness.results import RESULT_CPU_FLAGS, load_results, read_evals
+from benchmark.harness.results import (
+    RESULT_CPU_FLAGS,
+    Cell,
+    CellPaths,
+    cell_progress,
+    load_results,
+    read_evals,
+    write_json,
+)
 
 RANDOM = "vorb/walker-walk/random-v0"
 REPO = Path(__file__).resolve().parent.parent
@@ -92,12 +100,24 @@ def kill_after_first_checkpoint(results: Path, *extra: str) -> None:
     process.wait()
 
 
+def killed_states(results: Path) -> list[str]:
+    cells = (Cell("sac-curl-offline", RANDOM, seed, "smoke") for seed in (0, 1))
+    return sorted(cell_progress(results, cell).state for cell in cells)
+
+
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     args = ("--algos", "sac-curl-offline", "--seeds", "2", "--workers", "1")  # cells in turn
     kill_after_first_checkpoint(tmp_path / "killed", *args)
     files_intact(tmp_path / "killed")
     finished = sorted((tmp_path / "killed").rglob("done"))
     assert len(finished) < 2, "everything finished before the kill: nothing was tested"
+    # The killed cell is told apart from one running now once its dying worker lets go of the
+    # cell's lock (the kernel frees it when the process is gone: within moments).
+    deadline = time.monotonic() + 30
+    while (states := killed_states(tmp_path / "killed")).count("running"):
+        assert time.monotonic() < deadline, states
+        time.sleep(0.05)
+    assert states in (["interrupted", "new"], ["finished", "interrupted"]), states
     kept = {path.parent: read_evals(path.parent / "evals.csv") for path in finished}
 
     resumed = run_cli(tmp_path / "killed", *args)
@@ -188,11 +208,12 @@ def test_a_rerun_right_after_kill_9_of_the_whole_run_waits_and_finishes(tmp_path
 def test_a_held_cell_lock_is_waited_for_a_bounded_time(tmp_path: Path) -> None:
     """A lock held by a process that is going away is taken once it goes; one held past the
     wait is reported busy."""
-    from benchmark.harness.results import Cell, CellPaths
     from benchmark.harness.runner import cell_lock
 
-    paths = CellPaths.of(tmp_path, Cell("bc-state", RANDOM, 0, "smoke"))
+    held_cell = Cell("bc-state", RANDOM, 0, "smoke")
+    paths = CellPaths.of(tmp_path, held_cell)
     paths.folder.mkdir(parents=True)
+    write_json(paths.meta, {"status": "running"})  # as a cell leaves it while it trains
     holder = (
         "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX);"
         "print('held', flush=True); time.sleep(float(sys.argv[2]))"
@@ -204,9 +225,11 @@ def test_a_held_cell_lock_is_waited_for_a_bounded_time(tmp_path: Path) -> None:
             text=True,
         )
         assert child.stdout is not None and child.stdout.readline() == "held\n"
+        assert cell_progress(tmp_path, held_cell).state == "running"  # meta says running
         started = time.monotonic()
         with cell_lock(paths, wait_s=wait_s) as locked:
             assert locked == expected
         assert time.monotonic() - started < wait_s + 1
         child.kill()
         child.wait()
+    assert cell_progress(tmp_path, held_cell).state == "interrupted"  # nobody holds it now

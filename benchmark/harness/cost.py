@@ -12,6 +12,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +21,7 @@ from benchmark.data.envs import ENV_ID
 from benchmark.harness import registry
 from benchmark.harness.precision import time_updates
 from benchmark.harness.profiles import FULL_EPISODE_S, Profile
+from benchmark.harness.results import CellProgress, cell_progress
 
 PROBE_STEPS = 20  # rendered steps timed by --probe
 
@@ -52,27 +54,58 @@ def cell_cost(
     return CellCost(updates, evaluations, eval_steps, env_steps)
 
 
-def plan_costs(plan: Any) -> list[tuple[Any, CellCost]]:
-    """(cell, cost) for every cell of a :class:`benchmark.run.Plan`."""
+def remaining_cost(cost: CellCost, progress: CellProgress, eval_interval: int) -> CellCost:
+    """What is left of ``cost`` after ``progress``: the updates not done, the evaluations
+    after them (one at every multiple of ``eval_interval`` and one at the end), and the
+    rendered steps in proportion."""
+    if progress.state == "finished":
+        return CellCost(0, 0, 0, 0)
+    done = min(progress.updates, cost.updates)
+    evaluations = cost.evaluations - min(done // eval_interval, cost.evaluations)
+    steps_per_evaluation = cost.eval_steps // max(1, cost.evaluations)
+    env_steps = cost.env_steps * (cost.updates - done) // max(1, cost.updates)
+    return CellCost(cost.updates - done, evaluations, evaluations * steps_per_evaluation, env_steps)
+
+
+def plan_costs(plan: Any, root: str | Path | None = None) -> list[tuple[Any, CellCost]]:
+    """(cell, cost) for every cell of a :class:`benchmark.run.Plan`; with ``root`` (a results
+    folder), what is left of each cell's cost after its progress there."""
 
     costs = []
     for cell in plan.cells:
         spec = registry.get(cell.algo)
         config = plan.overrides.config_for(spec, plan.profile)
         cost = cell_cost(plan.profile, cell.algo, config, not spec.offline, spec.obs_kind)
+        if root is not None:
+            interval = plan.profile.eval_interval_for(cell.algo)
+            cost = remaining_cost(cost, cell_progress(root, cell), interval)
         costs.append((cell, cost))
     return costs
 
 
-def describe(plan: Any, workers: int, device: str, probe: bool) -> str:
-    costs = plan_costs(plan)
+def cost_line(costs: list[tuple[Any, CellCost]], episodes: int, what: str) -> str:
     updates = sum(c.updates for _, c in costs)
     evaluations = sum(c.evaluations for _, c in costs)
     rendered = sum(c.eval_steps + c.env_steps for _, c in costs)
-    lines = [
-        f"cost: {len(costs)} cells, {updates:,} updates, {evaluations:,} evaluations "
-        f"({plan.profile.eval_episodes} episode(s) each), {rendered:,} rendered agent steps"
-    ]
+    cells = sum(c.updates > 0 or c.evaluations > 0 for _, c in costs)
+    return (
+        f"{what}: {cells} cells, {updates:,} updates, {evaluations:,} evaluations "
+        f"({episodes} episode(s) each), {rendered:,} rendered agent steps"
+    )
+
+
+def describe(
+    plan: Any, workers: int, device: str, probe: bool, root: str | Path | None = None
+) -> str:
+    """The plan's cost; with ``root``, also what is left of it after the cells' progress there
+    (the estimate, with ``probe``, is then of what is left)."""
+    costs = plan_costs(plan)
+    lines = [cost_line(costs, plan.profile.eval_episodes, "cost")]
+    if root is not None:
+        left = plan_costs(plan, root)
+        if left != costs:
+            costs = left
+            lines.append(cost_line(left, plan.profile.eval_episodes, f"left in {root}"))
     if not probe:
         lines.append("(add --probe for a wall-clock estimate timed on this machine)")
         return "\n".join(lines)

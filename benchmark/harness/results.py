@@ -21,6 +21,7 @@ never half of either.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -139,6 +140,64 @@ class CellPaths:
     checkpoint = property(lambda self: self.folder / "checkpoint.pt")
     done = property(lambda self: self.folder / "done")
     failed = property(lambda self: self.folder / "failed.json")
+
+
+@dataclass(frozen=True)
+class CellProgress:
+    """How far one cell of a results folder has got, read from its small files (no checkpoint
+    is loaded): what ``run --plan`` shows of a folder that lanes resume session after session.
+    ``updates`` is the paused checkpoint's update, else the last evaluation's (a cell
+    checkpoints at every evaluation, so an interrupted one resumes from at least there)."""
+
+    state: str  # new, running, paused, interrupted, failed, finished
+    updates: int = 0
+    error: str = ""
+
+    def describe(self) -> str:
+        return {
+            "new": "not started",
+            "running": f"running now (evaluated to update {self.updates:,})",
+            "paused": f"paused at update {self.updates:,} (the same command resumes it)",
+            "interrupted": f"stopped after update {self.updates:,}'s evaluation (resumes there)",
+            "failed": f"failed: {self.error} (a rerun retries it)",
+            "finished": "finished",
+        }[self.state]
+
+
+def cell_progress(root: str | Path, cell: Cell) -> CellProgress:
+    """The progress of ``cell`` in the results folder ``root``."""
+    paths = CellPaths.of(root, cell)
+    if paths.done.exists():
+        return CellProgress("finished", last_evaluated_update(paths))
+    if paths.failed.exists():
+        error = json.loads(paths.failed.read_text()).get("error", "?")
+        return CellProgress("failed", last_evaluated_update(paths), error.splitlines()[0])
+    if not paths.meta.exists():
+        return CellProgress("new")
+    meta = json.loads(paths.meta.read_text())
+    if meta.get("status") == "paused":
+        return CellProgress("paused", int(meta.get("checkpoint_update", 0)))
+    state = "running" if lock_held(paths) else "interrupted"
+    return CellProgress(state, last_evaluated_update(paths))
+
+
+def last_evaluated_update(paths: CellPaths) -> int:
+    rows = read_evals(paths.evals) if paths.evals.exists() else None
+    return 0 if rows is None or rows.empty else int(rows["update"].max())
+
+
+def lock_held(paths: CellPaths) -> bool:
+    """Another process holds the cell's lock (the runner's ``cell_lock``): it is training."""
+    lock = paths.folder / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
