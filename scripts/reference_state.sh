@@ -22,7 +22,9 @@
 #   LANE=bc5: BC's seeds 3 and 4 on every dataset (seeds 0-2 are skipped where present).
 #   LANE=parity: the parity check's cells, 3 seeds on medium and expert: td3bc-state, then the
 #       CORL-style references bc-corl-ref and td3bc-corl-ref (benchmarks/corl_parity.py, through
-#       VORB's data and evaluation), then the rest of td3bc5 and bc5.
+#       VORB's data and evaluation; td3bc-corl-ref also on medium-replay, where td3bc-state's
+#       first seeds' Q ran past the value bound: is it TD3+BC or VORB?), then the rest of td3bc5
+#       and bc5.
 # SEEDS (default 3; td3bc5 and bc5: 5) is --seeds.
 # WORKERS (default 2) cells at once. Two lanes side by side: WORKERS=1 for each, each pinned to
 # its own core (taskset -c 0 ..., taskset -c 1 ...): a worker takes cores/workers torch threads,
@@ -93,7 +95,7 @@ parity() {
   local refs=benchmarks.corl_parity
   run td3bc-state "$D/expert-v0" "$D/medium-v0"
   run "$refs:ReferenceBCAgent" "$D/expert-v0" "$D/medium-v0"
-  run "$refs:ReferenceTD3BCAgent" "$D/expert-v0" "$D/medium-v0"
+  run "$refs:ReferenceTD3BCAgent" "$D/expert-v0" "$D/medium-v0" "$D/medium-replay-v0"
   td3bc5
   bc5
 }
