@@ -148,6 +148,26 @@ def test_without_submitit_the_error_says_how_to_install_it(
         slurm.require_submitit()
 
 
+def test_cells_a_dead_job_left_read_as_the_plan_reads_them(tmp_path: Path) -> None:
+    """After a job dies, its cells are read by the one reader ``run --plan`` uses: a cell it never
+    started, and one whose failure it recorded (the whole message kept; the plan's line shows
+    its first line)."""
+    from benchmark.harness import runner
+    from benchmark.harness.results import cell_progress
+
+    cell, why = Cell("bc-state", RANDOM, 0, "smoke"), "job 7 ended before this cell did"
+    outcome = slurm.cell_on_disk(str(tmp_path), cell, why)
+    assert (outcome.status, outcome.updates) == ("failed", 0)
+    assert outcome.error == f"{why}: not started"
+    paths = CellPaths.of(tmp_path, cell)
+    paths.folder.mkdir(parents=True)
+    runner.record_failure(cell, paths, ValueError("batch_size=-5\nvalid: >= 1"))
+    outcome = slurm.cell_on_disk(str(tmp_path), cell, why)
+    assert outcome.error == "ValueError: batch_size=-5\nvalid: >= 1"
+    described = cell_progress(tmp_path, cell).describe()
+    assert described == "failed: ValueError: batch_size=-5 (a rerun retries it)"
+
+
 @pytest.mark.parametrize(
     ("text", "minutes"),
     [("90", 90), ("90m", 90), ("4h", 240), ("1d", 1440), ("2:30:00", 150), ("30s", 1)],
@@ -410,7 +430,8 @@ def test_preempted_and_cancelled_tasks_leave_their_siblings_finishing_and_resume
     print(text)
     assert not seed[0].done.exists() and not seed[0].failed.exists()  # cut short, not failed
     assert seed[1].done.exists() and seed[2].done.exists()
-    assert f"job {job[0]} ended before this cell did" in text
+    ended = next(line for line in text.splitlines() if f"job {job[0]} ended before" in line)
+    assert "stopped after update" in ended or "paused at update" in ended  # as --plan says
     assert "requeueing the task" in text and f"{job[1]}: PENDING" in text
     starts = [line for line in text.splitlines() if "seed 1: start at update" in line]
     assert len(starts) == 2 and " start at update 0 " not in starts[1]  # resumed, not restarted

@@ -151,15 +151,16 @@ class CellProgress:
 
     state: str  # new, running, paused, interrupted, failed, finished
     updates: int = 0
-    error: str = ""
+    error: str = ""  # a failed cell's whole message (its failed.json); one line in describe()
 
     def describe(self) -> str:
+        first_line = self.error.partition("\n")[0]
         return {
             "new": "not started",
             "running": f"running now (evaluated to update {self.updates:,})",
             "paused": f"paused at update {self.updates:,} (the same command resumes it)",
             "interrupted": f"stopped after update {self.updates:,}'s evaluation (resumes there)",
-            "failed": f"failed: {self.error} (a rerun retries it)",
+            "failed": f"failed: {first_line} (a rerun retries it)",
             "finished": "finished",
         }[self.state]
 
@@ -171,7 +172,7 @@ def cell_progress(root: str | Path, cell: Cell) -> CellProgress:
         return CellProgress("finished", last_evaluated_update(paths))
     if paths.failed.exists():
         error = json.loads(paths.failed.read_text()).get("error", "?")
-        return CellProgress("failed", last_evaluated_update(paths), error.splitlines()[0])
+        return CellProgress("failed", last_evaluated_update(paths), error)
     if not paths.meta.exists():
         return CellProgress("new")
     meta = json.loads(paths.meta.read_text())

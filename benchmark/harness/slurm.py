@@ -38,7 +38,7 @@ from typing import Any
 
 from benchmark.harness import precision, registry, runner
 from benchmark.harness.cost import parse_duration
-from benchmark.harness.results import Cell, CellPaths, read_evals
+from benchmark.harness.results import Cell, CellPaths, cell_progress
 from benchmark.progress import TICK_S, line
 
 SUBMITIT = "submitit==1.5.4"  # the pinned extra: pyproject.toml [project.optional-dependencies]
@@ -638,20 +638,16 @@ def task_outcomes(job: Any, task: ArrayTask) -> list[runner.CellOutcome]:
 
 
 def cell_on_disk(root: str, cell: Cell, why: str) -> runner.CellOutcome:
-    """done, failed (its ``failed.json``), or cut short by its job: not a failure of the cell
-    (no ``failed.json``), and the same command resumes it from its last checkpoint."""
-    paths = CellPaths.of(root, cell)
-    if paths.done.exists():
-        return runner.finished_outcome(cell, paths, "done")
-    if paths.failed.exists():
-        return runner.CellOutcome(
-            cell, "failed", error=json.loads(paths.failed.read_text())["error"]
-        )
-    rows = read_evals(paths.evals) if paths.evals.exists() else None
-    updates = 0 if rows is None or rows.empty else int(rows["update"].iloc[-1])
-    resume = "the same command resumes it from its last checkpoint"
-    where = f" (evaluated to update {updates})" if updates else ""
-    return runner.CellOutcome(cell, "failed", updates=updates, error=f"{why}{where}; {resume}")
+    """A cell as its job left it, read as ``run --plan`` reads it (:func:`cell_progress`): done,
+    failed (its ``failed.json``), or cut short by its job: not a failure of the cell (no
+    ``failed.json``), and the same command resumes it from its last checkpoint."""
+    progress = cell_progress(root, cell)
+    if progress.state == "finished":
+        return runner.finished_outcome(cell, CellPaths.of(root, cell), "done")
+    if progress.state == "failed":
+        return runner.CellOutcome(cell, "failed", error=progress.error)
+    error = f"{why}: {progress.describe()}"
+    return runner.CellOutcome(cell, "failed", updates=progress.updates, error=error)
 
 
 class LogRelay:

@@ -10,6 +10,7 @@ tasks are datasets. Bootstraps are seeded, so a report is reproducible.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from benchmark.report.stats import (  # noqa: F401  (re-exported: the report's s
     aggregated_budget,
     algo_datasets,
     budgets,
+    dataset_names,
     dataset_order,
     iqm_intervals,
     mean_std,
@@ -206,6 +208,17 @@ def improvement(runs: pd.DataFrame, pair: tuple[str, str] | None = None) -> dict
     } | {"interval": probability_of_improvement(x, y)}
 
 
+def aggregated_improvements(runs: pd.DataFrame, skip: tuple[str, str]) -> list[dict]:
+    """P(x > y) for every pair of the aggregated baselines (the same datasets at the same budget,
+    :func:`aggregated_algos`) in the leaderboard's order, ``skip`` (the pair already reported)
+    left out: on a table without the anchor pair (states: CQL ran one dataset at its own
+    budget) the question a reader asks is still answered, e.g. whether TD3+BC beats BC."""
+    chosen = set(aggregated_algos(runs))
+    names = [name for name in algo_order(runs) if name in chosen]
+    pairs = [pair for pair in itertools.combinations(names, 2) if set(pair) != set(skip)]
+    return [pi for pair in pairs if (pi := improvement(runs, pair)) is not None]
+
+
 # -- writing -----------------------------------------------------------------------------------
 def markdown(
     board: pd.DataFrame,
@@ -240,14 +253,8 @@ def markdown(
         reason = not_comparable(runs, pair) if runs is not None else None
         lines.append(f"Not computed: {reason or f'{pair[0]} and {pair[1]} share no dataset'}.")
     else:
-        budget_text = "; ".join(
-            f"{name} after {', '.join(map(str, n))} updates" for name, n in pi["updates"].items()
-        )
-        lines.append(
-            f"P({pi['x']} > {pi['y']}) on final scores = {pi['interval']} "
-            f"(95% stratified bootstrap; {pi['runs']} runs on {', '.join(pi['datasets'])}; "
-            f"{budget_text})."
-        )
+        lines.append(_improvement_line(pi))
+    lines += _aggregated_improvement_lines(runs, pair)
     lines += _divergence_lines(runs)
     lines += ["", "## Figures", ""]
     for name in figures:  # PNGs shown inline, PDFs linked
@@ -255,6 +262,29 @@ def markdown(
         image = "!" if extension == "png" else ""
         lines.append(f"{image}[{stem} ({extension})](figures/{name})")
     return "\n".join(lines) + "\n"
+
+
+def _improvement_line(pi: dict) -> str:
+    budget_text = "; ".join(
+        f"{name} after {', '.join(f'{u:,}' for u in n)} updates"
+        for name, n in pi["updates"].items()
+    )
+    datasets = dataset_names(pi["datasets"])
+    value = pi["interval"]  # two decimals: a probability near 0.5 needs them
+    return (
+        f"P({pi['x']} > {pi['y']}) on final scores = "
+        f"{value.point:.2f} [{value.low:.2f}, {value.high:.2f}] "
+        f"(95% stratified bootstrap; {pi['runs']} runs (shared seeds) on {datasets}; "
+        f"{budget_text})."
+    )
+
+
+def _aggregated_improvement_lines(runs: pd.DataFrame | None, skip: tuple[str, str]) -> list[str]:
+    found = [] if runs is None else aggregated_improvements(runs, skip)
+    if not found:
+        return []
+    lines = ["", "Between the aggregated baselines (each pair over the seeds both ran):", ""]
+    return lines + [f"- {_improvement_line(pi)}" for pi in found]
 
 
 def _aggregate_lines(board: pd.DataFrame, runs: pd.DataFrame | None) -> list[str]:

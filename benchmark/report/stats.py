@@ -155,6 +155,11 @@ def dataset_order(datasets: Iterable[str]) -> list[str]:
     return sorted(set(datasets), key=_dataset_key)
 
 
+def dataset_names(datasets: Iterable[str]) -> str:
+    """``vorb/walker-walk/expert-v0, ...`` -> ``expert-v0, ...``: a list in one line of prose."""
+    return ", ".join(d.rsplit("/", 1)[-1] for d in datasets)
+
+
 def algo_datasets(runs: pd.DataFrame, algo: str) -> list[str]:
     return dataset_order(runs.loc[runs["algo"] == algo, "dataset"])
 
@@ -169,7 +174,7 @@ class Budget:
     updates: int
 
     def __str__(self) -> str:
-        names = ", ".join(d.rsplit("/", 1)[-1] for d in self.datasets)
+        names = dataset_names(self.datasets)
         return f"{len(self.datasets)} dataset(s) ({names}) at {self.updates:,} updates"
 
 
