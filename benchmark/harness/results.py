@@ -177,9 +177,14 @@ def cell_progress(root: str | Path, cell: Cell) -> CellProgress:
         return CellProgress("new")
     meta = json.loads(paths.meta.read_text())
     if meta.get("status") == "paused":
-        return CellProgress("paused", int(meta.get("checkpoint_update", 0)))
+        return CellProgress("paused", checkpointed_update(meta))
     state = "running" if lock_held(paths) else "interrupted"
     return CellProgress(state, last_evaluated_update(paths))
+
+
+def checkpointed_update(meta: dict[str, Any]) -> int:
+    """The update a paused cell's checkpoint holds, from its ``meta.json`` (0: none)."""
+    return int(meta.get("checkpoint_update", 0))
 
 
 def last_evaluated_update(paths: CellPaths) -> int:

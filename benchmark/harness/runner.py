@@ -46,6 +46,7 @@ from benchmark.harness.results import (
     Cell,
     CellPaths,
     EvalRow,
+    checkpointed_update,
     git_commit,
     host_info,
     package_versions,
@@ -252,7 +253,7 @@ def paused_outcome(cell: Cell, paths: CellPaths) -> CellOutcome:
     """A cell the budget stopped (or never started): the updates its checkpoint holds."""
 
     meta = json.loads(paths.meta.read_text()) if paths.meta.exists() else {}
-    return CellOutcome(cell, "paused", updates=int(meta.get("checkpoint_update", 0)))
+    return CellOutcome(cell, "paused", updates=checkpointed_update(meta))
 
 
 @contextlib.contextmanager
