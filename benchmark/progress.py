@@ -4,7 +4,8 @@ On a terminal the launcher draws a bar of finished cells and each worker a bar o
 updates. Where stderr is not a terminal (CI, ``nohup``, a log file) bars would write hundreds of
 partial lines per cell, so there each cell event is one line instead (start, evaluation,
 checkpoint from the worker; done, paused, failed from the launcher), plus a summary of the
-cells every ``--summary-every`` and at the end. Workers inherit the launcher's stderr; each line
+cells every ``--summary-every`` and at the end, and from each worker a line of its cell's updates
+and pace every ``UPDATE_LINE_EVERY_S`` (:class:`UpdateLines`). Workers inherit the launcher's stderr; each line
 is written whole in one call, so lines of two workers never interleave within a line.
 Dataset builds report the same way (:func:`bar_or_lines`): a bar on a terminal, else a line per
 tenth of the frames.
@@ -18,6 +19,10 @@ from typing import Any, Protocol, TextIO
 
 SUMMARY_EVERY_S = 60.0  # --summary-every's default
 TICK_S = 1.0  # how often a waiting launcher looks whether a summary is due
+# A cell's own progress line between its events, off a terminal: a pixel cell evaluates every
+# 2,500 updates, about an hour apart on a CPU core, and a log that says nothing for an hour
+# cannot tell a slow cell from a stuck one.
+UPDATE_LINE_EVERY_S = 300.0
 
 
 def interactive(stream: TextIO | None = None) -> bool:
@@ -34,6 +39,31 @@ def line(text: str) -> None:
 
 def cell_event(label: str, text: str) -> None:
     line(f"[cell] {label}: {text}")
+
+
+class UpdateLines:
+    """Off a terminal, a training cell's progress between its events: every ``every_s`` seconds
+    one line with the update reached, the pace since the previous line and the time left at
+    that pace (the bar on a terminal shows the same)."""
+
+    def __init__(self, label: str, total: int, start: int, every_s: float, enabled: bool) -> None:
+        self.label, self.total, self.every_s, self.enabled = label, total, every_s, enabled
+        self.last_time, self.last_updates = time.monotonic(), start
+
+    def update(self, updates: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last_time < self.every_s or updates <= self.last_updates:
+            return
+        pace = (now - self.last_time) / (updates - self.last_updates)
+        left_min = (self.total - updates) * pace / 60
+        cell_event(
+            self.label,
+            f"update {updates:,} of {self.total:,} ({100 * updates / self.total:.0f}%), "
+            f"{pace:.3g} s an update since the last line, ~{left_min:.0f} min to go at that pace",
+        )
+        self.last_time, self.last_updates = now, updates
 
 
 class RunProgress:

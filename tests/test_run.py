@@ -215,3 +215,29 @@ def test_online_cell_resumes_from_an_episode_boundary(
     )
     assert fresh_metrics["update"].tolist() == [10, 20, 30]
     pd.testing.assert_frame_equal(resumed_metrics, fresh_metrics)
+
+
+def test_a_cell_logged_off_a_terminal_reports_its_updates_and_pace_between_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With ``update_line_every_s`` 0 every update gets its line; at the default (minutes) a
+    cell of seconds gets none, so its log holds its events alone."""
+    monkeypatch.setitem(profiles.PROFILES, ONLINE_PROFILE.name, ONLINE_PROFILE)
+    every_update = dataclasses.replace(
+        online_task(tmp_path / "a"), log_lines=True, update_line_every_s=0.0
+    )
+    assert runner.run_cell(every_update).status == "done"
+    label = every_update.cell.label
+    lines = [line for line in capfd.readouterr().err.splitlines() if f"[cell] {label}: update " in line]
+    assert [line.split(": update ", 1)[1].split(" of ")[0] for line in lines] == [
+        str(n) for n in range(1, 31)
+    ]
+    pace = float(lines[-1].split("%), ", 1)[1].split(" s an update")[0])
+    assert pace > 0 and lines[-1].endswith("~0 min to go at that pace")
+    assert "update 15 of 30 (50%)" in lines[14]
+
+    quiet = dataclasses.replace(online_task(tmp_path / "b"), log_lines=True)
+    assert quiet.update_line_every_s == 300.0
+    assert runner.run_cell(quiet).status == "done"
+    err = capfd.readouterr().err
+    assert ": update " not in err and "start at update 0 of 30" in err

@@ -56,7 +56,7 @@ from benchmark.harness.results import (
     write_rows,
 )
 from benchmark.harness.variant_eval import evaluate_variants
-from benchmark.progress import TICK_S, cell_event
+from benchmark.progress import TICK_S, UPDATE_LINE_EVERY_S, UpdateLines, cell_event
 
 EXIT_ORPHANED = 3  # a local worker's exit status when its launcher died
 # How long a cell waits for its lock: a SIGKILLed worker holds it until the kernel has torn the
@@ -100,6 +100,7 @@ class CellTask:
     minari_root: str | None = None
     progress: bool = True
     log_lines: bool = False  # one plain line per cell event (benchmark.progress): not a terminal
+    update_line_every_s: float = UPDATE_LINE_EVERY_S  # with log_lines: the updates' own lines
     overrides: Overrides = field(default_factory=Overrides)
     stop_at: float | None = None
     eval_variants: tuple[
@@ -474,6 +475,13 @@ def _training_loop(run: CellRun, eval_env: Any) -> bool:
     checkpoint_due = False
     exact_here = lambda: getattr(trainer, "at_episode_boundary", True)  # noqa: E731
     bar = progress_bar(run)
+    lines = UpdateLines(
+        run.task.cell.label,
+        run.total_updates,
+        trainer.updates,
+        run.task.update_line_every_s,
+        enabled=run.task.log_lines,
+    )
     while trainer.updates < run.total_updates:
         if out_of_time(run.task) and exact_here():
             _checkpoint(run, elapsed())
@@ -486,6 +494,7 @@ def _training_loop(run: CellRun, eval_env: Any) -> bool:
             continue
         run.metrics.add(metrics)  # summed on the device: no host-device sync per update
         bar.update(1)
+        lines.update(trainer.updates)
         if trainer.updates % eval_interval == 0 or trainer.updates == run.total_updates:
             evaluate_cell(run, eval_env, elapsed())
             checkpoint_due = True
