@@ -383,6 +383,38 @@ def test_the_report_on_the_reference_cells(reference_cells: Path, reference_repo
     assert td3bc["diverged_runs"].item() == 0 and td3bc["final_q_gap"].item() < 0
 
 
+def test_every_evaluation_table_on_the_reference_cells(
+    reference_cells: Path, reference_report: Path
+) -> None:
+    """``evaluations.csv`` recomputed from the cells' files: means and sample stds over seeds at
+    one evaluation, training metrics of its window, and a diverged critic's Q left out from the
+    update it first left the value range."""
+    curves = pd.read_csv(reference_report / "evaluations.csv")
+    cells = sorted(reference_cells.glob("runs/state/td3bc-state/vorb--walker-walk--expert-v0/seed-*"))
+    evals = pd.concat([pd.read_csv(c / "evals.csv") for c in cells])
+    metrics = pd.concat([pd.read_csv(c / "metrics.csv") for c in cells])
+    at = evals[evals["update"] == 50_000]
+    row = curves[
+        (curves["algo"] == "td3bc-state")
+        & (curves["dataset"] == STATE_EXPERT)
+        & (curves["update"] == 50_000)
+    ].iloc[0]
+    assert row["runs"] == len(at) == 5 and row["diverged"] == 0
+    assert row["return"] == pytest.approx(at["return_mean"].mean())
+    assert row["return std over runs"] == pytest.approx(at["return_mean"].std(ddof=1))
+    assert row["Q - return"] == pytest.approx((at["q_estimate"] - at["discounted_return"]).mean())
+    window = metrics[metrics["update"] == 50_000]
+    assert row["critic_loss"] == pytest.approx(window["critic_loss"].mean())
+    # Offline SAC on expert: in range at 5,000 updates, every run out of range by 10,000.
+    sac = curves[(curves["algo"] == "sac-state-offline") & (curves["dataset"] == STATE_EXPERT)]
+    first, later = sac[sac["update"] == 5_000].iloc[0], sac[sac["update"] == 10_000].iloc[0]
+    assert first["diverged"] == 0 and 0 < first["Q(s0, pi(s0))"] < 200
+    assert later["diverged"] == 3 and np.isnan(later["Q(s0, pi(s0))"]) and np.isnan(later["q1"])
+    assert later["alpha"] > 0 and not np.isnan(later["normalised"])  # its scores stand
+    text = (reference_report / "evaluations.md").read_text()
+    assert f"## sac-state-offline on {STATE_EXPERT}" in text and "| 10,000 | 3 | 3 |" in text
+
+
 def test_improvement_between_the_aggregated_baselines(
     reference_cells: Path, reference_report: Path
 ) -> None:

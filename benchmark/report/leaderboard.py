@@ -22,7 +22,7 @@ from benchmark.atomic import atomic_write_text
 from benchmark.harness import profiles
 from benchmark.harness.profiles import FULL_EPISODE_S
 from benchmark.harness.results import METRICS_KEY_DTYPES, Selection, select_cells, sort_metrics
-from benchmark.report import divergence, external, gap, plots
+from benchmark.report import divergence, evaluations, external, gap, plots
 from benchmark.report.external import check_submissions, find_submissions
 from benchmark.report.select import (  # noqa: F401  (re-exported)
     PROFILE_ORDER,
@@ -500,7 +500,19 @@ def write_report(
     text += "\n".join(gap.markdown(gaps)) + "\n"
     text += report_section(selection, name, table, out)  # only when runs have variants.csv
     atomic_write_text(out / "leaderboard.md", text)
+    write_evaluations(*(external.relabel(f, shown) for f in (table, metrics, runs)), out, name)
     return out / "leaderboard.md"
+
+
+def write_evaluations(
+    table: pd.DataFrame, metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str
+) -> None:
+    """The learning curves' values (:mod:`benchmark.report.evaluations`): ``evaluations.csv``
+    and ``evaluations.md``; ``runs`` carries each run's divergence."""
+    curves = evaluations.evaluation_table(table, metrics, runs)
+    atomic_write_text(out / "evaluations.csv", curves.to_csv(index=False))
+    title = f"Every evaluation, profile `{name}`"
+    atomic_write_text(out / "evaluations.md", evaluations.markdown(curves, title))
 
 
 def write_matched_gap(
