@@ -34,8 +34,7 @@ def evaluation_table(
     mean of every training metric logged for that evaluation's window. ``divergence``: one row
     per run with ``diverged_at`` (:func:`benchmark.report.divergence.divergence_table`)."""
     merged = _without_diverged_critics(_with_metrics(evals, metrics), divergence)
-    metric_columns = [c for c in merged.columns if c not in evals.columns and c[0] != "_"]
-    metric_columns = [c for c in metric_columns if c != "q_gap"]
+    metric_columns = [c for c in metrics.columns if c not in KEY_COLUMNS and c in merged.columns]
     table = (
         merged.groupby(CURVE_KEYS, sort=False)
         .agg(
